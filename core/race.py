@@ -1,0 +1,605 @@
+"""An optimizer race: real ``torch.optim`` optimizers stepping across one 2-D surface.
+
+All racers' positions live in one ``(R, K, 2)`` tensor (R racers, K start points). Each racer's
+parameter is a leaf *view* of its row, so the real optimizers update that shared storage in
+place, and one forward/backward pass of the surface over the whole tensor gives every racer's
+loss and gradient at once. That is exact: a point's loss depends only on that point.
+
+Element-wise optimizers (every catalogue entry but L-BFGS) step all K starts of a racer in one
+``(K, 2)`` parameter. Racers of the same class without a scheduler share one optimizer instance,
+one param group each, so torch's per-call overhead is paid once per class, not once per racer.
+L-BFGS, which is not element-wise, gets one optimizer per start and a closure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from core.history import History
+from core.optimizers import (
+    OptimizerSpec,
+    SchedulerSpec,
+    Value,
+    build_optimizer,
+    build_scheduler,
+    get_optimizer,
+    get_scheduler,
+    group_values,
+)
+from core.surfaces import Surface
+
+ClipMode = Literal["none", "norm", "value"]
+HistoryMode = Literal["full", "path", "none"]
+_CLIP_MODES = ("none", "norm", "value")
+_HISTORY_MODES = ("full", "path", "none")
+_FUSED_OK = {"SGD", "Adam", "AdamW", "Adagrad"}  # classes with a fused CPU kernel
+DIVERGE_FACTOR = 100.0  # a racer leaving this many times the plot box has diverged
+
+
+@dataclass(frozen=True)
+class RacerSpec:
+    """One racer as plain data: an optimizer and the tricks applied to its gradient."""
+
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    scheduler: SchedulerSpec | None = None
+    clip: ClipMode = "none"  # gradient clipping per start point: by L2 norm or by value
+    clip_value: float = 1.0  # max_norm (norm) or the bound (value)
+    noise: float = 0.0  # std of Gaussian noise added to the gradient (mini-batch noise)
+    seed: int = 0  # seeds the noise
+    name: str = ""  # display name; the optimizer's label when empty
+    color: str = ""  # "#rrggbb" for views; empty lets the view choose
+    enabled: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.name or get_optimizer(self.optimizer.name).label
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field."""
+        build_optimizer(self.optimizer, [torch.zeros(2, requires_grad=True)])
+        if self.scheduler is not None:
+            self.scheduler.resolved()
+        if self.clip not in _CLIP_MODES:
+            raise ValueError(f"Invalid clip: {self.clip!r} (choose one of {', '.join(_CLIP_MODES)})")
+        if not (math.isfinite(self.clip_value) and self.clip_value > 0):
+            raise ValueError(f"Invalid clip_value: {self.clip_value!r} (must be > 0)")
+        if not (math.isfinite(self.noise) and 0 <= self.noise <= 1e6):
+            raise ValueError(f"Invalid noise: {self.noise!r} (allowed 0 .. 1e6)")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"Invalid seed: {self.seed!r} (must be a whole number >= 0)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["optimizer"] = self.optimizer.to_dict()
+        d["scheduler"] = self.scheduler.to_dict() if self.scheduler else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RacerSpec:
+        if not isinstance(d, Mapping):
+            raise ValueError("a racer must be an object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Unknown racer field(s): {', '.join(sorted(unknown))}")
+        kw = dict(d)
+        kw["optimizer"] = OptimizerSpec.from_dict(d.get("optimizer") or {})
+        sched = d.get("scheduler")
+        kw["scheduler"] = SchedulerSpec.from_dict(sched) if sched else None
+        spec = cls(**kw)
+        spec.validate()
+        return spec
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What one racer did from one start point (copies; safe to keep)."""
+
+    steps: np.ndarray  # (T,) step index of each recorded point
+    pos: np.ndarray  # (T, 2)
+    loss: np.ndarray  # (T,)
+    grad: np.ndarray | None  # (T, 2) true gradient at each point
+    used_grad: np.ndarray | None  # (T, 2) gradient the optimizer saw (after noise, clipping)
+    lr: np.ndarray | None  # (T,) learning rate of the step leaving each point
+    state: dict[str, np.ndarray]  # optimizer state after reaching each point: (T, 2) or (T,)
+    diverged_at: int  # step at which it diverged, -1 if it did not
+    diverge_reason: str
+
+
+@dataclass(frozen=True)
+class RacerMetrics:
+    """Per-start figures of one racer."""
+
+    final_loss: np.ndarray  # (K,)
+    final_distance: np.ndarray  # (K,) to the nearest known minimum (inf when none)
+    nearest_minimum: np.ndarray  # (K,) index into surface.minima, -1 when none
+    steps_to_converge: np.ndarray  # (K,) first step within eps of a known minimum, -1 if never
+    diverged_at: np.ndarray  # (K,) -1 if not
+
+
+class Race:
+    """Step several real optimizers across one surface from one or many start points.
+
+    Parameters
+    ----------
+    surface:
+        The loss surface.
+    racers:
+        Racer specs (disabled ones are kept but not stepped).
+    starts:
+        ``(2,)`` or ``(K, 2)`` start points; the surface's default start when omitted.
+    dtype:
+        float64 (exact comparisons) or float32 (large batches).
+    history:
+        "full" records positions, losses, gradients, learning rates and optimizer state;
+        "path" only positions and losses; "none" only the current point.
+    budget_bytes:
+        Upper bound on the memory the history may use; older points are thinned beyond it.
+    fused:
+        Use torch's fused CPU kernels where a class has one (same update, fewer calls).
+    """
+
+    def __init__(
+        self,
+        surface: Surface,
+        racers: Sequence[RacerSpec],
+        starts: Any = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        history: HistoryMode = "full",
+        budget_bytes: int = 128 * 2**20,
+        fused: bool = True,
+    ) -> None:
+        if history not in _HISTORY_MODES:
+            raise ValueError(f"Invalid history: {history!r} (choose one of {_HISTORY_MODES})")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"Invalid dtype: {dtype} (float32 or float64)")
+        if not racers:
+            raise ValueError("A race needs at least one racer")
+        for spec in racers:
+            spec.validate()
+        self.surface = surface
+        self.specs: list[RacerSpec] = list(racers)
+        self.dtype = dtype
+        self.history_mode: HistoryMode = history
+        self.budget_bytes = int(budget_bytes)
+        self.fused = fused
+        self.starts = _as_starts(surface.start if starts is None else starts)  # (K, 2)
+        self.reset()
+
+    # --- set-up --------------------------------------------------------------------------
+
+    @property
+    def n_racers(self) -> int:
+        return len(self.specs)
+
+    @property
+    def n_starts(self) -> int:
+        return self.starts.shape[0]
+
+    def reset(self, starts: Any = None) -> None:
+        """Start again from the start points (new ones if given) with the same seeds."""
+        if starts is not None:
+            self.starts = _as_starts(starts)
+        R, K = self.n_racers, self.n_starts
+        self.step_count = 0
+        self._S = torch.empty((R, K, 2), dtype=self.dtype)  # (R, K, 2) all positions
+        self._S[:] = torch.as_tensor(self.starts, dtype=self.dtype)
+        self._params: list[list[torch.Tensor]] = []  # per racer: [ (K,2) ] or K x [ (2,) ]
+        self._optims: list[torch.optim.Optimizer] = []  # distinct instances, stepped in order
+        self._racer_optims: list[list[torch.optim.Optimizer]] = []
+        self._schedulers: list[Any] = []
+        self._values: list[dict[str, Value]] = []
+        self._gens: list[torch.Generator] = []
+        shared: dict[str, torch.optim.Optimizer] = {}
+        for r, spec in enumerate(self.specs):
+            self._build_racer(r, spec, shared)
+        self.diverged_at = np.full((R, K), -1, dtype=np.int64)  # (R, K)
+        self.diverge_reason = np.full((R, K), "", dtype=object)  # (R, K)
+        self._reached = np.full((R, K), -1, dtype=np.int64)  # first step within eps
+        self.converge_eps = 1e-3
+        self._last_good = self._S.clone()  # (R, K, 2)
+        self._make_history()
+        self._evaluate()
+        self._check_divergence()
+        self._record()
+
+    def _build_racer(self, r: int, spec: RacerSpec, shared: dict) -> None:
+        info = get_optimizer(spec.optimizer.name)
+        values = spec.optimizer.resolved()
+        self._values.append(values)
+        gen = torch.Generator().manual_seed(spec.seed)
+        self._gens.append(gen)
+        row = self._S[r]  # (K, 2) view
+        if not info.elementwise:
+            params = [row[k].requires_grad_() for k in range(self.n_starts)]  # K x (2,)
+            optims = [build_optimizer(spec.optimizer, [p]) for p in params]
+            self._optims.extend(optims)
+            self._params.append(params)
+            self._racer_optims.append(optims)
+            self._schedulers.append(
+                [build_scheduler(spec.scheduler, o) for o in optims] if spec.scheduler else None
+            )
+            return
+        p = row.requires_grad_()  # (K, 2) leaf view of the shared storage
+        self._params.append([p])
+        extra = {"fused": True} if self.fused and info.cls.__name__ in _FUSED_OK else {}
+        if spec.scheduler is None:
+            key = f"{info.cls.__name__}:{bool(extra)}"
+            group = {"params": [p], **group_values(info, values)}
+            if key in shared:
+                shared[key].add_param_group(group)
+            else:
+                shared[key] = info.cls([group], **extra)
+                self._optims.append(shared[key])
+            self._racer_optims.append([shared[key]])
+            self._schedulers.append(None)
+        else:
+            opt = build_optimizer(spec.optimizer, [p], **extra)
+            self._optims.append(opt)
+            self._racer_optims.append([opt])
+            self._schedulers.append([build_scheduler(spec.scheduler, opt)])
+
+    def _group(self, r: int, k: int = 0) -> dict:
+        """The param group that holds racer ``r`` (start ``k`` for L-BFGS)."""
+        params = self._params[r]
+        p = params[k] if len(params) > 1 else params[0]
+        for opt in self._racer_optims[r]:
+            for g in opt.param_groups:
+                if any(q is p for q in g["params"]):
+                    return g
+        raise RuntimeError(f"racer {r} has no param group")  # a bug, not a user error
+
+    def _state(self, r: int, k: int = 0) -> dict:
+        params = self._params[r]
+        p = params[k] if len(params) > 1 else params[0]
+        opt = self._racer_optims[r][k if len(params) > 1 else 0]
+        return opt.state.get(p, {})
+
+    def _state_fields(self, r: int) -> dict[str, tuple[int, ...]]:
+        """Names and record shapes of racer ``r``'s optimizer state, from a dry run."""
+        spec = self.specs[r]
+        probe = torch.zeros(2, dtype=self.dtype, requires_grad=True)
+        opt = build_optimizer(spec.optimizer, [probe])
+        probe.grad = torch.ones_like(probe)
+        if get_optimizer(spec.optimizer.name).elementwise:
+            opt.step()
+        else:
+            opt.step(lambda: probe.sum())
+        K = self.n_starts
+        out = {}
+        for name, v in opt.state[probe].items():
+            if torch.is_tensor(v) and v.shape == probe.shape:
+                out[name] = (K, 2)
+            elif torch.is_tensor(v) and v.numel() == 1 or isinstance(v, int | float):
+                out[name] = (K,)
+        return out
+
+    def _make_history(self) -> None:
+        R, K = self.n_racers, self.n_starts
+        shapes: dict[str, tuple[int, ...]] = {"pos": (R, K, 2), "loss": (R, K)}
+        if self.history_mode == "full":
+            shapes.update({"grad": (R, K, 2), "used": (R, K, 2), "lr": (R,)})
+            for r in range(R):
+                for name, shape in self._state_fields(r).items():
+                    shapes[f"state{r}:{name}"] = shape
+        budget = self.budget_bytes if self.history_mode != "none" else 0
+        self.history = History(shapes, budget_bytes=budget, max_points=200_000)
+
+    # --- stepping ------------------------------------------------------------------------
+
+    def _active(self) -> np.ndarray:
+        """(R,) racers that still move: enabled and not diverged at every start."""
+        enabled = np.array([s.enabled for s in self.specs])
+        return enabled & (self.diverged_at < 0).any(axis=1)
+
+    def step(self, n: int = 1) -> None:
+        """Advance every enabled, non-diverged racer ``n`` steps."""
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Invalid number of steps: {n!r}")
+        for _ in range(n):
+            self._step_once()
+
+    def _step_once(self) -> None:
+        active = self._active()
+        used = self._G.clone() if self.history_mode == "full" else self._G  # (R, K, 2)
+        for r, spec in enumerate(self.specs):
+            if active[r] and get_optimizer(spec.optimizer.name).elementwise:
+                g = used[r]  # (K, 2)
+                self._process_grad(r, g)
+                self._params[r][0].grad = g
+            else:
+                for p in self._params[r]:
+                    p.grad = None  # an optimizer skips parameters without a gradient
+        lbfgs_used: dict[int, torch.Tensor] = {}
+        for opt in self._optims:
+            if isinstance(opt, torch.optim.LBFGS):
+                continue
+            opt.step()
+        for r, spec in enumerate(self.specs):
+            if active[r] and not get_optimizer(spec.optimizer.name).elementwise:
+                lbfgs_used[r] = self._step_lbfgs(r)
+        if self.history_mode == "full":
+            for r, g in lbfgs_used.items():
+                used[r] = g
+            self.history.update_last(used=used.numpy(), lr=self._lrs())
+        self.step_count += 1
+        with torch.no_grad():
+            self._hold_inactive(active)
+        self._evaluate()
+        self._step_schedulers(active)
+        self._check_divergence()
+        self._record()
+
+    def _process_grad(self, r: int, g: torch.Tensor) -> None:
+        """Noise, then clipping, in place on racer ``r``'s gradient ``g`` ((K, 2) or (2,))."""
+        spec = self.specs[r]
+        if spec.noise > 0:
+            g.add_(torch.randn(g.shape, generator=self._gens[r], dtype=g.dtype), alpha=spec.noise)
+        if spec.clip == "norm":
+            # the formula of torch.nn.utils.clip_grad_norm_, per start point
+            norm = torch.linalg.vector_norm(g, dim=-1, keepdim=True)  # (K, 1)
+            g.mul_(torch.clamp(spec.clip_value / (norm + 1e-6), max=1.0))
+        elif spec.clip == "value":
+            g.clamp_(-spec.clip_value, spec.clip_value)
+
+    def _step_lbfgs(self, r: int) -> torch.Tensor:
+        """One L-BFGS iteration per start of racer ``r``; returns the gradients it first saw."""
+        first = torch.zeros((self.n_starts, 2), dtype=self.dtype)  # (K, 2)
+        for k, (p, opt) in enumerate(zip(self._params[r], self._racer_optims[r], strict=True)):
+            if self.diverged_at[r, k] >= 0:
+                continue
+            calls = [0]
+
+            def closure(p=p, k=k, calls=calls):
+                loss = self.surface.fn(p[0], p[1])
+                if loss.requires_grad:
+                    (g,) = torch.autograd.grad(loss, p)
+                else:
+                    g = torch.zeros_like(p)
+                self._process_grad(r, g)
+                if calls[0] == 0:
+                    first[k] = g
+                calls[0] += 1
+                p.grad = g
+                return loss.detach()
+
+            opt.step(closure)
+        return first
+
+    def _hold_inactive(self, active: np.ndarray) -> None:
+        """Put diverged or disabled points back where they stopped."""
+        frozen = torch.from_numpy(self.diverged_at >= 0)  # (R, K)
+        frozen |= torch.from_numpy(~active)[:, None]
+        if bool(frozen.any()):
+            self._S[frozen] = self._last_good[frozen]
+
+    def _evaluate(self) -> None:
+        """Loss and gradient of every point in one forward/backward pass."""
+        X = self._S.detach().requires_grad_()  # (R, K, 2), aliases the positions
+        with torch.enable_grad():
+            L = self.surface.fn(X[..., 0], X[..., 1])  # (R, K)
+            if L.requires_grad:
+                (G,) = torch.autograd.grad(L.sum(), X)  # (R, K, 2)
+            else:  # a constant formula
+                G = torch.zeros_like(X)
+        self._L = L.detach()
+        self._G = G
+
+    def _step_schedulers(self, active: np.ndarray) -> None:
+        for r, scheds in enumerate(self._schedulers):
+            if not scheds or not active[r]:
+                continue
+            info = get_scheduler(self.specs[r].scheduler.name)
+            for k, sched in enumerate(scheds):
+                if info.needs_metric:
+                    loss = self._L[r] if len(scheds) == 1 else self._L[r, k : k + 1]
+                    finite = loss[torch.isfinite(loss)]
+                    if finite.numel():
+                        sched.step(float(finite.mean()))
+                elif not _schedule_finished(sched):
+                    sched.step()
+
+    def _check_divergence(self) -> None:
+        S, L = self._S, self._L
+        xmin, xmax, ymin, ymax = self.surface.bounds
+        cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+        hx, hy = DIVERGE_FACTOR * (xmax - xmin) / 2, DIVERGE_FACTOR * (ymax - ymin) / 2
+        bad_pos = ~torch.isfinite(S).all(dim=-1)  # (R, K)
+        outside = ((S[..., 0] - cx).abs() > hx) | ((S[..., 1] - cy).abs() > hy)
+        bad_loss = ~torch.isfinite(L)
+        bad = (bad_pos | outside | bad_loss).numpy() & (self.diverged_at < 0)
+        if bad.any():
+            reasons = np.where(
+                bad_pos.numpy(),
+                "position became non-finite",
+                np.where(outside.numpy(), f"left {DIVERGE_FACTOR:g}x the plot bounds",
+                         "loss became non-finite"),
+            )
+            self.diverged_at[bad] = self.step_count
+            self.diverge_reason[bad] = reasons[bad]
+            with torch.no_grad():
+                self._S[torch.from_numpy(bad)] = self._last_good[torch.from_numpy(bad)]
+            self._evaluate()
+        ok = torch.from_numpy(self.diverged_at < 0)
+        self._last_good[ok] = self._S[ok]
+
+    def _lrs(self) -> np.ndarray:
+        return np.array([self._group(r)["lr"] for r in range(self.n_racers)], dtype=np.float64)
+
+    def _record(self) -> None:
+        self._update_convergence()
+        h = self.history
+        if self.history_mode == "none":
+            h.count = 0  # keep only the newest point
+            h.append(self.step_count, pos=self._S.numpy(), loss=self._L.numpy())
+            return
+        values: dict[str, Any] = {"pos": self._S.numpy(), "loss": self._L.numpy()}
+        if self.history_mode == "full":
+            values["grad"] = self._G.numpy()
+            values["lr"] = self._lrs()
+            for r in range(self.n_racers):
+                for name in self._state_names(r):
+                    values[f"state{r}:{name}"] = self._state_array(r, name)
+        h.append(self.step_count, **values)
+
+    def _state_names(self, r: int) -> list[str]:
+        prefix = f"state{r}:"
+        return [k[len(prefix):] for k in self.history.fields if k.startswith(prefix)]
+
+    def _state_array(self, r: int, name: str) -> np.ndarray:
+        K = self.n_starts
+        if len(self._params[r]) == 1:
+            v = self._state(r).get(name)
+            if v is None:
+                return np.nan
+            return v.detach().numpy() if torch.is_tensor(v) else np.full(K, float(v))
+        out = np.full(self.history.fields[f"state{r}:{name}"].shape[1:], np.nan)
+        for k in range(K):
+            v = self._state(r, k).get(name)
+            if v is not None:
+                out[k] = v.detach().numpy() if torch.is_tensor(v) else float(v)
+        return out
+
+    def _update_convergence(self) -> None:
+        minima = self.surface.minima
+        if not minima:
+            return
+        d = self._distances()  # (R, K)
+        newly = (d <= self.converge_eps) & (self._reached < 0)
+        self._reached[newly] = self.step_count
+
+    def _distances(self) -> np.ndarray:
+        """(R, K) distance of each point to its nearest known minimum."""
+        mins = np.array([(m.x, m.y) for m in self.surface.minima])  # (M, 2)
+        if not len(mins):
+            return np.full((self.n_racers, self.n_starts), np.inf)
+        pos = self._S.numpy()  # (R, K, 2)
+        return np.linalg.norm(pos[:, :, None, :] - mins, axis=-1).min(axis=-1)
+
+    # --- live changes --------------------------------------------------------------------
+
+    def set_hyper(self, r: int, name: str, value: Value) -> None:
+        """Change one hyperparameter of racer ``r`` mid-race (applied to its param group)."""
+        spec = self.specs[r]
+        info = get_optimizer(spec.optimizer.name)
+        new_opt = OptimizerSpec(spec.optimizer.name, {**spec.optimizer.hyper, name: value})
+        new_spec = dataclasses.replace(spec, optimizer=new_opt)
+        new_spec.validate()
+        values = new_opt.resolved()
+        torch_values = group_values(info, values)
+        old_lr = self._values[r]["lr"]
+        for k in range(len(self._params[r])):
+            group = self._group(r, k)
+            for key, v in torch_values.items():
+                if key == "lr":
+                    continue
+                group[key] = v
+            if values["lr"] != old_lr:
+                self._set_lr(r, k, group, float(values["lr"]), float(old_lr))
+        self.specs[r] = new_spec
+        self._values[r] = values
+
+    def _set_lr(self, r: int, k: int, group: dict, new: float, old: float) -> None:
+        scheds = self._schedulers[r]
+        if not scheds:
+            group["lr"] = new
+            return
+        # Keep the schedule's progress: rescale it to the new base learning rate.
+        sched = scheds[k]
+        ratio = new / old
+        group["lr"] = group["lr"] * ratio
+        if "initial_lr" in group:
+            group["initial_lr"] = new
+        if hasattr(sched, "base_lrs"):
+            sched.base_lrs = [b * ratio for b in sched.base_lrs]
+
+    def set_options(self, r: int, **changes: Any) -> None:
+        """Change clip, clip_value, noise, seed, name, color or enabled of racer ``r`` live."""
+        allowed = {"clip", "clip_value", "noise", "seed", "name", "color", "enabled"}
+        bad = set(changes) - allowed
+        if bad:
+            raise ValueError(f"Cannot change {', '.join(sorted(bad))} live; allowed: {allowed}")
+        new_spec = dataclasses.replace(self.specs[r], **changes)
+        new_spec.validate()
+        self.specs[r] = new_spec
+        if "seed" in changes:
+            self._gens[r].manual_seed(new_spec.seed)
+
+    # --- reading the results -------------------------------------------------------------
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(R, K, 2) current positions (a copy)."""
+        return self._S.numpy().copy()
+
+    @property
+    def losses(self) -> np.ndarray:
+        """(R, K) current losses (a copy)."""
+        return self._L.numpy().copy()
+
+    def lr(self, r: int) -> float:
+        return float(self._group(r)["lr"])
+
+    def values(self, r: int) -> dict[str, Value]:
+        """The resolved hyperparameters racer ``r`` currently uses."""
+        return dict(self._values[r])
+
+    def trajectory(self, r: int, k: int = 0) -> Trajectory:
+        h = self.history
+        full = self.history_mode == "full"
+        return Trajectory(
+            steps=h.recorded_steps().copy(),
+            pos=h.get("pos")[:, r, k].copy(),
+            loss=h.get("loss")[:, r, k].copy(),
+            grad=h.get("grad")[:, r, k].copy() if full else None,
+            used_grad=h.get("used")[:, r, k].copy() if full else None,
+            lr=h.get("lr")[:, r].copy() if full else None,
+            state={n: h.get(f"state{r}:{n}")[:, k].copy() for n in self._state_names(r)},
+            diverged_at=int(self.diverged_at[r, k]),
+            diverge_reason=str(self.diverge_reason[r, k]),
+        )
+
+    def metrics(self, r: int, eps: float | None = None) -> RacerMetrics:
+        """Figures for racer ``r``; ``eps`` changes the convergence radius from now on."""
+        if eps is not None:
+            self.converge_eps = float(eps)
+        d = self._distances()[r]
+        nearest = np.full(self.n_starts, -1)
+        if self.surface.minima:
+            mins = np.array([(m.x, m.y) for m in self.surface.minima])
+            pos = self._S.numpy()[r]
+            nearest = np.linalg.norm(pos[:, None, :] - mins, axis=-1).argmin(axis=-1)
+        return RacerMetrics(
+            final_loss=self._L.numpy()[r].copy(),
+            final_distance=d,
+            nearest_minimum=nearest,
+            steps_to_converge=self._reached[r].copy(),
+            diverged_at=self.diverged_at[r].copy(),
+        )
+
+
+def _schedule_finished(sched: Any) -> bool:
+    total = getattr(sched, "total_steps", None)  # OneCycleLR refuses to step past its end
+    return total is not None and sched.last_epoch + 1 > total
+
+
+def _as_starts(starts: Any) -> np.ndarray:
+    arr = np.asarray(starts, dtype=np.float64)
+    if arr.shape == (2,):
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 1:
+        raise ValueError(f"Invalid start points: shape {arr.shape} (need (2,) or (K, 2))")
+    if not np.isfinite(arr).all():
+        raise ValueError("Invalid start points: they must be finite numbers")
+    return arr
+
+
+__all__ = ["ClipMode", "Race", "RacerMetrics", "RacerSpec", "Trajectory"]
