@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -152,9 +153,7 @@ class _Compiler:
             return lambda env: torch.tensor(number, dtype=env[0].dtype, device=env[0].device)
         if node.id in _FUNCTIONS:
             raise FormulaError(f"function '{node.id}' needs parentheses at column {col}", col)
-        raise FormulaError(
-            f"unknown name '{node.id}' at column {col}; allowed: x, y, pi, e", col
-        )
+        raise FormulaError(f"unknown name '{node.id}' at column {col}; allowed: x, y, pi, e", col)
 
     def _binop(self, node: ast.BinOp, col: int, depth: int) -> Node:
         op = _BINARY.get(type(node.op))
@@ -165,8 +164,7 @@ class _Compiler:
             gap = self.source[gap_start : self.column(node.right) - 1 - self.shift]
             opcol = gap_start + (len(gap) - len(gap.lstrip(" )"))) + 1 + self.shift
             raise FormulaError(
-                f"operator '{symbol}' is not allowed at column {opcol}{hint}; "
-                "allowed: + - * / **",
+                f"operator '{symbol}' is not allowed at column {opcol}{hint}; allowed: + - * / **",
                 opcol,
             )
         left = self.compile(node.left, depth + 1)
@@ -243,7 +241,10 @@ def parse_formula(text: str) -> Formula:
     source = source.lstrip()
     shift = len(text) - len(text.lstrip())
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():
+            # e.g. "invalid decimal literal" for "1x": the user sees our error instead
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         reason = (exc.msg or "invalid syntax").split(" (")[0]
         offset = exc.offset or 0

@@ -35,9 +35,10 @@ class History:
         dtypes = dtypes or {}
         per_point = 8  # the step index
         for name, shape in shapes.items():
-            per_point += int(np.prod(shape, dtype=np.int64)) * np.dtype(
-                dtypes.get(name, np.float64)
-            ).itemsize
+            per_point += (
+                int(np.prod(shape, dtype=np.int64))
+                * np.dtype(dtypes.get(name, np.float64)).itemsize
+            )
         capacity = int(min(max_points, budget_bytes // per_point))
         self.capacity = max(4, capacity - capacity % 2)
         self.stride = 1
@@ -66,10 +67,7 @@ class History:
         row = self.count
         self.steps[row] = step
         for name, arr in self.fields.items():
-            if name in values:
-                arr[row] = values[name]
-            else:
-                arr[row] = np.nan if arr.dtype.kind == "f" else 0
+            arr[row] = values.get(name, np.nan if arr.dtype.kind == "f" else 0)
         self.count += 1
         self._last_step = step
         return row

@@ -21,8 +21,21 @@ Kind = Literal["float", "int", "bool", "choice"]
 Value = float | int | bool | str | None
 
 # Constructor arguments that are implementation switches, not hyperparameters.
-_HIDDEN = {"params", "self", "maximize", "foreach", "differentiable", "fused", "capturable",
-           "optimizer", "last_epoch", "verbose", "scale_fn", "epochs", "steps_per_epoch"}
+_HIDDEN = {
+    "params",
+    "self",
+    "maximize",
+    "foreach",
+    "differentiable",
+    "fused",
+    "capturable",
+    "optimizer",
+    "last_epoch",
+    "verbose",
+    "scale_fn",
+    "epochs",
+    "steps_per_epoch",
+}
 
 # Tuple arguments split into named components.
 _COMPONENTS = {
@@ -182,18 +195,22 @@ def _make(cname: str, name: str, default: Any, arg: str, index: int | None = Non
     help_text = _HELP.get(name, "")
     choices = _CLASS_CHOICES.get((cname, name), _CHOICES.get(name))
     if choices is not None:
-        return Hyperparam(name, default, "choice", choices=choices, arg=arg, index=index,
-                          help=help_text)
+        return Hyperparam(
+            name, default, "choice", choices=choices, arg=arg, index=index, help=help_text
+        )
     if isinstance(default, bool):
         return Hyperparam(name, default, "bool", arg=arg, index=index, help=help_text)
     low, high, log = _CLASS_RANGES.get((cname, name), _RANGES.get(name, (0.0, 1e6, False)))
     optional = default is None
-    is_int = isinstance(default, int) and isinstance(low, int) or (optional and isinstance(low, int))
+    is_int = (
+        isinstance(default, int) and isinstance(low, int) or (optional and isinstance(low, int))
+    )
     kind: Kind = "int" if is_int else "float"
     if isinstance(default, int) and kind == "float":
         default = float(default)
-    return Hyperparam(name, default, kind, low, high, log, optional=optional, arg=arg,
-                      index=index, help=help_text)
+    return Hyperparam(
+        name, default, kind, low, high, log, optional=optional, arg=arg, index=index, help=help_text
+    )
 
 
 @dataclass(frozen=True)
@@ -219,8 +236,9 @@ class OptimizerInfo:
 
 
 def _entry(key, label, cls, caption, elementwise=True, **defaults) -> OptimizerInfo:
-    return OptimizerInfo(key, label, cls, _params_from_signature(cls, defaults), elementwise,
-                         caption)
+    return OptimizerInfo(
+        key, label, cls, _params_from_signature(cls, defaults), elementwise, caption
+    )
 
 
 _O = torch.optim
@@ -229,14 +247,25 @@ CATALOGUE: dict[str, OptimizerInfo] = {
     for o in (
         _entry("sgd", "SGD", _O.SGD, "p -= lr * g"),
         _entry("momentum", "SGD + momentum", _O.SGD, "v = mu*v + g; p -= lr * v", momentum=0.9),
-        _entry("nesterov", "Nesterov", _O.SGD, "v = mu*v + g; p -= lr * (g + mu*v)",
-               momentum=0.9, nesterov=True),
+        _entry(
+            "nesterov",
+            "Nesterov",
+            _O.SGD,
+            "v = mu*v + g; p -= lr * (g + mu*v)",
+            momentum=0.9,
+            nesterov=True,
+        ),
         _entry("adagrad", "Adagrad", _O.Adagrad, "step shrinks with the sum of squared gradients"),
         _entry("adadelta", "Adadelta", _O.Adadelta, "unit-correct steps from running averages"),
         _entry("adamax", "Adamax", _O.Adamax, "Adam with an infinity-norm second moment"),
         _entry("rmsprop", "RMSprop", _O.RMSprop, "divide by a running RMS of the gradient"),
-        _entry("rmsprop_centered", "RMSprop (centered)", _O.RMSprop,
-               "RMSprop normalised by the gradient's variance", centered=True),
+        _entry(
+            "rmsprop_centered",
+            "RMSprop (centered)",
+            _O.RMSprop,
+            "RMSprop normalised by the gradient's variance",
+            centered=True,
+        ),
         _entry("rprop", "Rprop", _O.Rprop, "only the gradient's sign; per-coordinate step sizes"),
         _entry("adam", "Adam", _O.Adam, "momentum + RMSprop with bias correction"),
         _entry("adamw", "AdamW", _O.AdamW, "Adam with decoupled weight decay"),
@@ -246,8 +275,16 @@ CATALOGUE: dict[str, OptimizerInfo] = {
         # One race step is one L-BFGS iteration; the strong-Wolfe search keeps it stable. Its
         # evaluations are capped by max_eval - 1, and torch's default (max_iter*5//4 = 1 here)
         # would leave it none, so the step would never move.
-        _entry("lbfgs", "L-BFGS", _O.LBFGS, "quasi-Newton: curvature from recent steps",
-               elementwise=False, max_iter=1, max_eval=25, line_search_fn="strong_wolfe"),
+        _entry(
+            "lbfgs",
+            "L-BFGS",
+            _O.LBFGS,
+            "quasi-Newton: curvature from recent steps",
+            elementwise=False,
+            max_iter=1,
+            max_eval=25,
+            line_search_fn="strong_wolfe",
+        ),
     )
 }
 
@@ -343,30 +380,67 @@ class SchedulerInfo:
 
 
 def _sched(key, label, cls, caption, needs_metric=False, **defaults) -> SchedulerInfo:
-    return SchedulerInfo(key, label, cls, _params_from_signature(cls, defaults), caption,
-                         needs_metric)
+    return SchedulerInfo(
+        key, label, cls, _params_from_signature(cls, defaults), caption, needs_metric
+    )
 
 
 SCHEDULERS: dict[str, SchedulerInfo] = {
     s.key: s
     for s in (
-        _sched("step", "StepLR", _S.StepLR, "multiply lr by gamma every step_size steps",
-               step_size=30),
-        _sched("exponential", "ExponentialLR", _S.ExponentialLR, "multiply lr by gamma each step",
-               gamma=0.99),
-        _sched("cosine", "CosineAnnealingLR", _S.CosineAnnealingLR,
-               "cosine from lr down to eta_min over T_max steps", T_max=200),
-        _sched("cosine_restarts", "CosineAnnealingWarmRestarts", _S.CosineAnnealingWarmRestarts,
-               "cosine decay that restarts every T_0 steps", T_0=50),
-        _sched("onecycle", "OneCycleLR", _S.OneCycleLR,
-               "warm up to max_lr, then anneal far below the start", max_lr=0.1,
-               total_steps=500, cycle_momentum=False),
-        _sched("cyclic", "CyclicLR", _S.CyclicLR, "bounce between base_lr and max_lr",
-               base_lr=1e-3, max_lr=0.1, step_size_up=50, cycle_momentum=False),
-        _sched("linear", "LinearLR", _S.LinearLR,
-               "scale lr linearly from start_factor to end_factor"),
-        _sched("plateau", "ReduceLROnPlateau", _S.ReduceLROnPlateau,
-               "cut lr by factor when the loss stops improving", needs_metric=True),
+        _sched(
+            "step", "StepLR", _S.StepLR, "multiply lr by gamma every step_size steps", step_size=30
+        ),
+        _sched(
+            "exponential",
+            "ExponentialLR",
+            _S.ExponentialLR,
+            "multiply lr by gamma each step",
+            gamma=0.99,
+        ),
+        _sched(
+            "cosine",
+            "CosineAnnealingLR",
+            _S.CosineAnnealingLR,
+            "cosine from lr down to eta_min over T_max steps",
+            T_max=200,
+        ),
+        _sched(
+            "cosine_restarts",
+            "CosineAnnealingWarmRestarts",
+            _S.CosineAnnealingWarmRestarts,
+            "cosine decay that restarts every T_0 steps",
+            T_0=50,
+        ),
+        _sched(
+            "onecycle",
+            "OneCycleLR",
+            _S.OneCycleLR,
+            "warm up to max_lr, then anneal far below the start",
+            max_lr=0.1,
+            total_steps=500,
+            cycle_momentum=False,
+        ),
+        _sched(
+            "cyclic",
+            "CyclicLR",
+            _S.CyclicLR,
+            "bounce between base_lr and max_lr",
+            base_lr=1e-3,
+            max_lr=0.1,
+            step_size_up=50,
+            cycle_momentum=False,
+        ),
+        _sched(
+            "linear", "LinearLR", _S.LinearLR, "scale lr linearly from start_factor to end_factor"
+        ),
+        _sched(
+            "plateau",
+            "ReduceLROnPlateau",
+            _S.ReduceLROnPlateau,
+            "cut lr by factor when the loss stops improving",
+            needs_metric=True,
+        ),
     )
 }
 

@@ -67,7 +67,9 @@ class RacerSpec:
         if self.scheduler is not None:
             self.scheduler.resolved()
         if self.clip not in _CLIP_MODES:
-            raise ValueError(f"Invalid clip: {self.clip!r} (choose one of {', '.join(_CLIP_MODES)})")
+            raise ValueError(
+                f"Invalid clip: {self.clip!r} (choose one of {', '.join(_CLIP_MODES)})"
+            )
         if not (math.isfinite(self.clip_value) and self.clip_value > 0):
             raise ValueError(f"Invalid clip_value: {self.clip_value!r} (must be > 0)")
         if not (math.isfinite(self.noise) and 0 <= self.noise <= 1e6):
@@ -201,6 +203,23 @@ class Race:
         shared: dict[str, torch.optim.Optimizer] = {}
         for r, spec in enumerate(self.specs):
             self._build_racer(r, spec, shared)
+        # Looked up once: the hot loop touches these every step.
+        self._elementwise = [get_optimizer(s.optimizer.name).elementwise for s in self.specs]
+        self._groups = [
+            [self._find_group(r, k) for k in range(len(self._params[r]))] for r in range(R)
+        ]
+        self._states = [
+            [
+                opt.state[p]
+                for p, opt in zip(self._params[r], self._per_param_optims(r), strict=True)
+            ]
+            for r in range(R)
+        ]
+        self._enabled = np.array([s.enabled for s in self.specs])
+        xmin, xmax, ymin, ymax = self.surface.bounds
+        self._centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2])
+        self._half = DIVERGE_FACTOR * np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
+        self._minima = np.array([(m.x, m.y) for m in self.surface.minima]).reshape(-1, 2)
         self.diverged_at = np.full((R, K), -1, dtype=np.int64)  # (R, K)
         self.diverge_reason = np.full((R, K), "", dtype=object)  # (R, K)
         self._reached = np.full((R, K), -1, dtype=np.int64)  # first step within eps
@@ -247,8 +266,15 @@ class Race:
             self._racer_optims.append([opt])
             self._schedulers.append([build_scheduler(spec.scheduler, opt)])
 
+    def _per_param_optims(self, r: int) -> list[torch.optim.Optimizer]:
+        optims = self._racer_optims[r]
+        return optims if len(optims) == len(self._params[r]) else optims * len(self._params[r])
+
     def _group(self, r: int, k: int = 0) -> dict:
         """The param group that holds racer ``r`` (start ``k`` for L-BFGS)."""
+        return self._groups[r][k]
+
+    def _find_group(self, r: int, k: int) -> dict:
         params = self._params[r]
         p = params[k] if len(params) > 1 else params[0]
         for opt in self._racer_optims[r]:
@@ -258,10 +284,8 @@ class Race:
         raise RuntimeError(f"racer {r} has no param group")  # a bug, not a user error
 
     def _state(self, r: int, k: int = 0) -> dict:
-        params = self._params[r]
-        p = params[k] if len(params) > 1 else params[0]
-        opt = self._racer_optims[r][k if len(params) > 1 else 0]
-        return opt.state.get(p, {})
+        """The optimizer's own state dict for racer ``r`` (start ``k`` for L-BFGS)."""
+        return self._states[r][k]
 
     def _state_fields(self, r: int) -> dict[str, tuple[int, ...]]:
         """Names and record shapes of racer ``r``'s optimizer state, from a dry run."""
@@ -292,13 +316,17 @@ class Race:
                     shapes[f"state{r}:{name}"] = shape
         budget = self.budget_bytes if self.history_mode != "none" else 0
         self.history = History(shapes, budget_bytes=budget, max_points=200_000)
+        self._state_slots = [  # (racer, state name, history field)
+            (int(n[5:].split(":")[0]), n.split(":", 1)[1], arr)
+            for n, arr in self.history.fields.items()
+            if n.startswith("state")
+        ]
 
     # --- stepping ------------------------------------------------------------------------
 
     def _active(self) -> np.ndarray:
         """(R,) racers that still move: enabled and not diverged at every start."""
-        enabled = np.array([s.enabled for s in self.specs])
-        return enabled & (self.diverged_at < 0).any(axis=1)
+        return self._enabled & (self.diverged_at < 0).any(axis=1)
 
     def step(self, n: int = 1) -> None:
         """Advance every enabled, non-diverged racer ``n`` steps."""
@@ -310,8 +338,8 @@ class Race:
     def _step_once(self) -> None:
         active = self._active()
         used = self._G.clone() if self.history_mode == "full" else self._G  # (R, K, 2)
-        for r, spec in enumerate(self.specs):
-            if active[r] and get_optimizer(spec.optimizer.name).elementwise:
+        for r in range(self.n_racers):
+            if active[r] and self._elementwise[r]:
                 g = used[r]  # (K, 2)
                 self._process_grad(r, g)
                 self._params[r][0].grad = g
@@ -323,16 +351,18 @@ class Race:
             if isinstance(opt, torch.optim.LBFGS):
                 continue
             opt.step()
-        for r, spec in enumerate(self.specs):
-            if active[r] and not get_optimizer(spec.optimizer.name).elementwise:
+        for r in range(self.n_racers):
+            if active[r] and not self._elementwise[r]:
                 lbfgs_used[r] = self._step_lbfgs(r)
         if self.history_mode == "full":
             for r, g in lbfgs_used.items():
                 used[r] = g
             self.history.update_last(used=used.numpy(), lr=self._lrs())
+            self._snap["used"] = used.numpy().copy()
         self.step_count += 1
-        with torch.no_grad():
-            self._hold_inactive(active)
+        if not active.all() or (self.diverged_at >= 0).any():
+            with torch.no_grad():
+                self._hold_inactive(active)
         self._evaluate()
         self._step_schedulers(active)
         self._check_divergence()
@@ -408,28 +438,29 @@ class Race:
                     sched.step()
 
     def _check_divergence(self) -> None:
-        S, L = self._S, self._L
-        xmin, xmax, ymin, ymax = self.surface.bounds
-        cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
-        hx, hy = DIVERGE_FACTOR * (xmax - xmin) / 2, DIVERGE_FACTOR * (ymax - ymin) / 2
-        bad_pos = ~torch.isfinite(S).all(dim=-1)  # (R, K)
-        outside = ((S[..., 0] - cx).abs() > hx) | ((S[..., 1] - cy).abs() > hy)
-        bad_loss = ~torch.isfinite(L)
-        bad = (bad_pos | outside | bad_loss).numpy() & (self.diverged_at < 0)
+        # numpy on zero-copy views: a handful of tiny torch ops would cost more than the step
+        pos, loss = self._S.numpy(), self._L.numpy()  # (R, K, 2), (R, K)
+        inside = (np.abs(pos - self._centre) <= self._half).all(axis=-1)  # False for nan
+        bad = ~(inside & np.isfinite(loss)) & (self.diverged_at < 0)
         if bad.any():
             reasons = np.where(
-                bad_pos.numpy(),
+                ~np.isfinite(pos).all(axis=-1),
                 "position became non-finite",
-                np.where(outside.numpy(), f"left {DIVERGE_FACTOR:g}x the plot bounds",
-                         "loss became non-finite"),
+                np.where(
+                    ~inside, f"left {DIVERGE_FACTOR:g}x the plot bounds", "loss became non-finite"
+                ),
             )
             self.diverged_at[bad] = self.step_count
             self.diverge_reason[bad] = reasons[bad]
+            mask = torch.from_numpy(bad)
             with torch.no_grad():
-                self._S[torch.from_numpy(bad)] = self._last_good[torch.from_numpy(bad)]
+                self._S[mask] = self._last_good[mask]
             self._evaluate()
-        ok = torch.from_numpy(self.diverged_at < 0)
-        self._last_good[ok] = self._S[ok]
+        if (self.diverged_at < 0).all():
+            self._last_good.copy_(self._S)
+        else:
+            ok = torch.from_numpy(self.diverged_at < 0)
+            self._last_good[ok] = self._S[ok]
 
     def _lrs(self) -> np.ndarray:
         return np.array([self._group(r)["lr"] for r in range(self.n_racers)], dtype=np.float64)
@@ -437,52 +468,51 @@ class Race:
     def _record(self) -> None:
         self._update_convergence()
         h = self.history
+        pos, loss = self._S.numpy(), self._L.numpy()
         if self.history_mode == "none":
             h.count = 0  # keep only the newest point
-            h.append(self.step_count, pos=self._S.numpy(), loss=self._L.numpy())
+            h.append(self.step_count, pos=pos, loss=loss)
             return
-        values: dict[str, Any] = {"pos": self._S.numpy(), "loss": self._L.numpy()}
-        if self.history_mode == "full":
-            values["grad"] = self._G.numpy()
-            values["lr"] = self._lrs()
-            for r in range(self.n_racers):
-                for name in self._state_names(r):
-                    values[f"state{r}:{name}"] = self._state_array(r, name)
-        h.append(self.step_count, **values)
+        if self.history_mode == "path":
+            h.append(self.step_count, pos=pos, loss=loss)
+            return
+        row = h.append(self.step_count, pos=pos, loss=loss, grad=self._G.numpy(), lr=self._lrs())
+        for r, name, arr in self._state_slots:
+            self._write_state(r, name, arr[row])
+        # The last two points in full, whatever the history keeps, to explain the last step.
+        self._snap_prev = getattr(self, "_snap", None) if self.step_count else None
+        self._snap = {name: arr[row].copy() for name, arr in h.fields.items()}
+        self._snap["step"] = self.step_count
 
     def _state_names(self, r: int) -> list[str]:
-        prefix = f"state{r}:"
-        return [k[len(prefix):] for k in self.history.fields if k.startswith(prefix)]
+        return [name for q, name, _ in self._state_slots if q == r]
 
-    def _state_array(self, r: int, name: str) -> np.ndarray:
-        K = self.n_starts
-        if len(self._params[r]) == 1:
-            v = self._state(r).get(name)
-            if v is None:
-                return np.nan
-            return v.detach().numpy() if torch.is_tensor(v) else np.full(K, float(v))
-        out = np.full(self.history.fields[f"state{r}:{name}"].shape[1:], np.nan)
-        for k in range(K):
-            v = self._state(r, k).get(name)
-            if v is not None:
-                out[k] = v.detach().numpy() if torch.is_tensor(v) else float(v)
-        return out
+    def _write_state(self, r: int, name: str, out: np.ndarray) -> None:
+        """Racer ``r``'s state entry ``name`` into ``out`` ((K, 2) or (K,)); nan where absent."""
+        states = self._states[r]
+        if len(states) == 1:
+            out[...] = _as_numpy(states[0].get(name))
+            return
+        for k, state in enumerate(states):
+            out[k] = _as_numpy(state.get(name))
 
     def _update_convergence(self) -> None:
-        minima = self.surface.minima
-        if not minima:
+        waiting = self._reached < 0
+        if not len(self._minima) or not waiting.any():
             return
-        d = self._distances()  # (R, K)
-        newly = (d <= self.converge_eps) & (self._reached < 0)
+        d2 = self._sq_distances()  # (R, K)
+        newly = (d2 <= self.converge_eps**2) & waiting
         self._reached[newly] = self.step_count
 
-    def _distances(self) -> np.ndarray:
-        """(R, K) distance of each point to its nearest known minimum."""
-        mins = np.array([(m.x, m.y) for m in self.surface.minima])  # (M, 2)
-        if not len(mins):
+    def _sq_distances(self) -> np.ndarray:
+        """(R, K) squared distance of each point to its nearest known minimum."""
+        if not len(self._minima):
             return np.full((self.n_racers, self.n_starts), np.inf)
         pos = self._S.numpy()  # (R, K, 2)
-        return np.linalg.norm(pos[:, :, None, :] - mins, axis=-1).min(axis=-1)
+        d2 = np.full(pos.shape[:2], np.inf)
+        for mx, my in self._minima:  # M is small; avoids an (R, K, M, 2) temporary
+            np.minimum(d2, (pos[..., 0] - mx) ** 2 + (pos[..., 1] - my) ** 2, out=d2)
+        return d2
 
     # --- live changes --------------------------------------------------------------------
 
@@ -530,6 +560,7 @@ class Race:
         new_spec = dataclasses.replace(self.specs[r], **changes)
         new_spec.validate()
         self.specs[r] = new_spec
+        self._enabled[r] = new_spec.enabled
         if "seed" in changes:
             self._gens[r].manual_seed(new_spec.seed)
 
@@ -567,16 +598,22 @@ class Race:
             diverge_reason=str(self.diverge_reason[r, k]),
         )
 
+    def last_step(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The full records of the points before and after the last step (history "full")."""
+        prev = getattr(self, "_snap_prev", None)
+        if prev is None or self.history_mode != "full":
+            return None
+        return prev, self._snap
+
     def metrics(self, r: int, eps: float | None = None) -> RacerMetrics:
         """Figures for racer ``r``; ``eps`` changes the convergence radius from now on."""
         if eps is not None:
             self.converge_eps = float(eps)
-        d = self._distances()[r]
+        d = np.sqrt(self._sq_distances()[r])
         nearest = np.full(self.n_starts, -1)
-        if self.surface.minima:
-            mins = np.array([(m.x, m.y) for m in self.surface.minima])
+        if len(self._minima):
             pos = self._S.numpy()[r]
-            nearest = np.linalg.norm(pos[:, None, :] - mins, axis=-1).argmin(axis=-1)
+            nearest = np.linalg.norm(pos[:, None, :] - self._minima, axis=-1).argmin(axis=-1)
         return RacerMetrics(
             final_loss=self._L.numpy()[r].copy(),
             final_distance=d,
@@ -584,6 +621,12 @@ class Race:
             steps_to_converge=self._reached[r].copy(),
             diverged_at=self.diverged_at[r].copy(),
         )
+
+
+def _as_numpy(v: Any) -> Any:
+    if v is None:
+        return np.nan
+    return v.detach().numpy() if torch.is_tensor(v) else float(v)
 
 
 def _schedule_finished(sched: Any) -> bool:

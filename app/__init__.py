@@ -1,0 +1,1 @@
+"""LossLab's desktop GUI (PySide6 + pyqtgraph) and command line. Depends on core/."""

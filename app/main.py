@@ -1,0 +1,57 @@
+"""Entry point: ``losslab`` / ``python -m app``.
+
+Qt is imported only when the GUI is really started, so ``--help`` and (later) the headless
+subcommands start fast and work without a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="losslab",
+        description="See how loss functions and optimizers really behave, on real PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"LossLab {__version__}")
+    parser.add_argument(
+        "--quit-after",
+        type=int,
+        metavar="MS",
+        help="close the window after MS milliseconds (for smoke tests and screenshots)",
+    )
+    parser.add_argument(
+        "--screenshot", metavar="PNG", help="save a picture of the window before quitting"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_gui(args)
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    from PySide6 import QtCore, QtWidgets
+
+    from app.main_window import MainWindow
+
+    QtWidgets.QApplication.setApplicationName("LossLab")
+    QtWidgets.QApplication.setOrganizationName("LossLab")
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    window = MainWindow()
+    window.show()
+    if args.quit_after is not None:
+
+        def finish() -> None:
+            if args.screenshot:
+                if not window.grab().save(args.screenshot):
+                    print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
+            window.close()
+
+        QtCore.QTimer.singleShot(max(0, args.quit_after), finish)
+    return app.exec()
