@@ -48,9 +48,8 @@ def run_gui(args: argparse.Namespace) -> int:
     if args.quit_after is not None:
 
         def finish() -> None:
-            if args.screenshot:
-                if not window.grab().save(args.screenshot):
-                    print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
+            if args.screenshot and not window.grab().save(args.screenshot):
+                print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
             window.close()
 
         QtCore.QTimer.singleShot(max(0, args.quit_after), finish)

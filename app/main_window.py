@@ -40,8 +40,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @staticmethod
     def _placeholder(name: str, text: str) -> QtWidgets.QWidget:
-        label = QtWidgets.QLabel(f"<h2>{name}</h2><p>{text}</p><p><i>This workspace is being "
-                                 "built; the engine behind it already runs headless.</i></p>")
+        label = QtWidgets.QLabel(
+            f"<h2>{name}</h2><p>{text}</p><p><i>This workspace is being "
+            "built; the engine behind it already runs headless.</i></p>"
+        )
         label.setWordWrap(True)
         label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         label.setMargin(40)

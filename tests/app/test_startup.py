@@ -10,7 +10,10 @@ def test_app_starts_and_exits_cleanly(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     out = subprocess.run(
         [sys.executable, "-m", "app", "--quit-after", "300", "--screenshot", str(png)],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
@@ -19,8 +22,13 @@ def test_app_starts_and_exits_cleanly(tmp_path):
 
 
 def test_version_and_help_need_no_display():
-    out = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True,
-                         text=True, timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "none"})
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "QT_QPA_PLATFORM": "none"},
+    )
     assert out.returncode == 0 and "LossLab" in out.stdout
 
 
