@@ -27,11 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--screenshot", metavar="PNG", help="save a picture of the window before quitting"
     )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="headless work; without one, the desktop app opens"
+    )
+    from app.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command is not None:
+        return args.handler(args)
     return run_gui(args)
 
 

@@ -1,0 +1,320 @@
+"""Headless subcommands. Nothing here imports Qt."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from core import data as data_mod
+from core.losses import LOSSES, LossSpec
+from core.optimizers import (
+    CATALOGUE,
+    SCHEDULERS,
+    OptimizerSpec,
+    SchedulerSpec,
+    get_optimizer,
+    get_scheduler,
+    parse_value,
+)
+from core.runs import RunRecord
+from core.tasks import TASKS, get_task
+from core.training import (
+    Checkpoint,
+    CheckpointError,
+    Epoch,
+    Finished,
+    Started,
+    Step,
+    TrainConfig,
+    train,
+)
+
+TASK_NAMES = {k.replace("_", "-"): k for k in TASKS}
+
+
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model headless (sine fit, linear regression, LeNet-5)",
+        description="Real PyTorch training with the tutorials' defaults; every option overrides.",
+    )
+    p.add_argument("task", choices=sorted(TASK_NAMES), help="what to train")
+    g = p.add_argument_group("loss")
+    g.add_argument("--loss", choices=sorted(LOSSES), help="default: the task's (tutorial) loss")
+    g.add_argument("--reduction", choices=("mean", "sum"))
+    g.add_argument(
+        "--loss-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="e.g. label_smoothing=0.1 or delta=0.5",
+    )
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--optimizer", choices=sorted(CATALOGUE), help="default: the task's")
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument(
+        "--hyper",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any other hyperparameter, e.g. beta1=0.8 (repeatable)",
+    )
+    g.add_argument("--scheduler", choices=sorted(SCHEDULERS))
+    g.add_argument(
+        "--sched",
+        action="append",
+        metavar="NAME=VALUE",
+        help="scheduler option, e.g. step_size=2 (repeatable)",
+    )
+    g.add_argument("--scheduler-interval", choices=("epoch", "step"), default="epoch")
+    g.add_argument("--clip-norm", type=float, metavar="MAX", help="clip_grad_norm_ max_norm")
+    g = p.add_argument_group("run")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int, help="0 = full batch")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    g.add_argument(
+        "--form",
+        choices=("module", "numpy", "autograd"),
+        default="module",
+        help="sine fit: which of the tutorial's three forms to run",
+    )
+    g.add_argument("--activation", choices=("relu", "tanh"), default="relu")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g = p.add_argument_group("data (LeNet)")
+    g.add_argument(
+        "--dataset",
+        choices=("auto", "mnist", "synthetic"),
+        default="auto",
+        help="synthetic = font digits for offline demos (not MNIST)",
+    )
+    g.add_argument("--data-dir", help=f"MNIST folder (default: ${data_mod.ENV_VAR} or the cache)")
+    g.add_argument("--download", action="store_true", help="fetch MNIST into the data folder")
+    g.add_argument("--limit", type=int, help="use only this many training images")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="RUN.json", help="write the run record (curves, metrics)")
+    g.add_argument("--checkpoint", metavar="BEST.pt", help="save the best model by val loss")
+    g.add_argument("--resume", metavar="BEST.pt", help="continue from a checkpoint")
+    g.add_argument(
+        "--log-every", type=int, default=100, metavar="N", help="batches between progress lines"
+    )
+    g.add_argument("--quiet", action="store_true", help="only the final summary")
+    p.set_defaults(handler=run_train, parser=p)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A TrainConfig from parsed options; ``ValueError`` names what is wrong."""
+    task = TASK_NAMES[args.task]
+    info = get_task(task)
+    opt_name = args.optimizer or info.optimizer.name
+    opt_info = get_optimizer(opt_name)
+    hyper: dict[str, Any] = dict(info.optimizer.hyper) if opt_name == info.optimizer.name else {}
+    for name, value in (
+        ("lr", args.lr),
+        ("momentum", args.momentum),
+        ("weight_decay", args.weight_decay),
+    ):
+        if value is not None:
+            hyper[name] = value
+    for name, text in _key_values(args.hyper, "--hyper").items():
+        hyper[name] = parse_value(opt_info.param(name), text)
+    scheduler = None
+    if args.scheduler:
+        s_info = get_scheduler(args.scheduler)
+        params = {p.name: p for p in s_info.params}
+        s_hyper = {}
+        for name, text in _key_values(args.sched, "--sched").items():
+            if name not in params:
+                raise ValueError(
+                    f"Unknown option {name!r} for {s_info.label}; valid: " + ", ".join(params)
+                )
+            s_hyper[name] = parse_value(params[name], text)
+        scheduler = SchedulerSpec(args.scheduler, s_hyper)
+    elif args.sched:
+        raise ValueError("--sched needs --scheduler")
+    loss = None
+    if args.loss or args.reduction or args.loss_option:
+        extra = {k: float(v) for k, v in _key_values(args.loss_option, "--loss-option").items()}
+        loss = LossSpec(args.loss or info.loss.name, args.reduction or info.loss.reduction, extra)
+    config = TrainConfig(
+        task=task,
+        loss=loss,
+        optimizer=OptimizerSpec(opt_name, hyper),
+        scheduler=scheduler,
+        scheduler_interval=args.scheduler_interval,
+        clip_norm=args.clip_norm,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        form=args.form,
+        activation=args.activation,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        log_every=args.log_every,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        dtype=args.dtype,
+    )
+    return config.resolved()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        args.parser.error(str(exc))
+    if args.download and _download(config) != 0:
+        return 1
+    record = RunRecord.for_config(config)
+    out = _Output(args.quiet, args.log_every)
+    try:
+        for event in train(config):
+            record.add(event)
+            out.show(event)
+    except (data_mod.DataError, CheckpointError, OSError) as exc:
+        out.close()
+        print(f"losslab train: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        out.close()
+        print("losslab train: interrupted", file=sys.stderr)
+        return 130
+    out.close()
+    if args.out:
+        try:
+            record.save(args.out)
+        except OSError as exc:
+            print(f"losslab train: error: cannot write {args.out}: {exc}", file=sys.stderr)
+            return 1
+        print(f"Run record written to {args.out}")
+    return 0 if record.finished.get("reason") == "completed" else 1
+
+
+def _download(config: TrainConfig) -> int:
+    folder = data_mod.data_dir(config.data_dir)
+    bar = None
+    try:
+        from tqdm import tqdm
+
+        def progress(name: str, done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None or bar.desc != name:
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(
+                    total=total or None,
+                    desc=name,
+                    unit="B",
+                    unit_scale=True,
+                    disable=not sys.stderr.isatty(),
+                )
+            bar.update(done - bar.n)
+
+        data_mod.download(folder, progress=progress)
+    except data_mod.DataError as exc:
+        print(f"losslab train: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"MNIST is in {folder}")
+    return 0
+
+
+class _Output:
+    """A tqdm bar on a terminal; the tutorial's plain lines otherwise."""
+
+    def __init__(self, quiet: bool, log_every: int) -> None:
+        self.quiet = quiet
+        self.log_every = log_every
+        self.tty = sys.stderr.isatty() and not quiet
+        self.bar = None
+
+    def show(self, e) -> None:
+        if isinstance(e, Started):
+            self._start(e)
+        elif isinstance(e, Step):
+            if self.bar is not None:
+                self.bar.update(1)
+                if e.batch % 10 == 0 or e.batch == 1:
+                    self.bar.set_postfix(epoch=e.epoch, loss=f"{e.loss:.4g}", refresh=False)
+            elif not self.quiet and (e.batch % self.log_every == 0) and e.total > 1:
+                print(
+                    f"Train Epoch: {e.epoch} [{e.seen}/{e.total} "
+                    f"({100 * e.seen / e.total:.0f}%)]\tLoss: {e.loss:.6f}",
+                    flush=True,
+                )
+        elif isinstance(e, Epoch):
+            self._epoch(e)
+        elif isinstance(e, Checkpoint):
+            if not self.quiet and self.epochs <= 50:
+                self._print(f"Saved best model so far (val loss {e.val_loss:.6g}) to {e.path}")
+        elif isinstance(e, Finished):
+            self._finish(e)
+
+    def _print(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def _start(self, e: Started) -> None:
+        self.epochs = e.epochs
+        print(f"{e.label}: {e.n_params:,} parameters on {e.device}", flush=True)
+        print(f"Data: {e.source}", flush=True)
+        if self.tty:
+            from tqdm import tqdm
+
+            total = (e.epochs - e.start_epoch + 1) * e.steps_per_epoch
+            self.bar = tqdm(total=total, unit="step", dynamic_ncols=True)
+
+    def _epoch(self, e: Epoch) -> None:
+        if self.quiet:
+            return
+        every = max(1, self.epochs // 20)  # long full-batch runs: about 20 lines
+        if e.epoch % every and e.epoch != self.epochs:
+            return
+        text = f"Epoch {e.epoch}: train loss {e.train_loss:.6g}, val loss {e.val_loss:.6g}"
+        if e.val_accuracy is not None:
+            text += f", val accuracy {100 * e.val_accuracy:.2f}%"
+        text += f" ({e.seconds:.2f} s)"
+        for key in ("polynomial", "line"):
+            if key in e.details:
+                text += f"   {e.details[key]}"
+        self._print(text)
+
+    def _finish(self, e: Finished) -> None:
+        self.close()
+        final = e.final
+        parts = [f"Finished ({e.reason}) after {e.epochs} epochs, {e.steps} steps"]
+        if final.get("val_loss") is not None:
+            parts.append(f"val loss {final['val_loss']:.6g}")
+        if final.get("val_accuracy") is not None:
+            parts.append(f"val accuracy {100 * final['val_accuracy']:.2f}%")
+        if math.isfinite(e.best_val_loss):
+            parts.append(f"best val loss {e.best_val_loss:.6g} at epoch {e.best_epoch}")
+        print(", ".join(parts), flush=True)
+        for key in ("polynomial", "line"):
+            if key in final:
+                print(final[key], flush=True)
+        if e.message:
+            print(e.message, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,191 @@
+"""A training run as a record: built from :mod:`core.training` events, saved as JSON.
+
+The JSON holds the config, the per-step and per-epoch curves and the final metrics; the
+parameter snapshots (large for LeNet) go to a sibling ``.npz`` that the JSON names. Both are
+written atomically and read back without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import __version__
+from core.training import Checkpoint, Epoch, Event, Finished, Started, Step, TrainConfig
+
+RUN_FORMAT = "losslab-run-1"
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be read or is not a LossLab run."""
+
+
+@dataclass
+class RunRecord:
+    """Everything one run produced, in plain lists."""
+
+    config: dict[str, Any]
+    name: str = ""
+    started: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, list] = field(
+        default_factory=lambda: {"step": [], "epoch": [], "loss": [], "lr": [], "grad_norm": []}
+    )
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    finished: dict[str, Any] = field(default_factory=dict)
+    snapshot_steps: np.ndarray | None = None
+    snapshots: np.ndarray | None = None
+
+    @classmethod
+    def for_config(cls, config: TrainConfig, name: str = "") -> RunRecord:
+        return cls(config=config.resolved().to_dict(), name=name or config.task)
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, Step):
+            for key in self.steps:
+                self.steps[key].append(getattr(event, key))
+        elif isinstance(event, Epoch):
+            row = {
+                "epoch": event.epoch,
+                "step": event.step,
+                "train_loss": event.train_loss,
+                "val_loss": event.val_loss,
+                "val_accuracy": event.val_accuracy,
+                "seconds": event.seconds,
+            }
+            for key, value in event.details.items():
+                if key not in ("confusion", "samples"):
+                    row[key] = value
+            if "confusion" in event.details:
+                row["confusion"] = np.asarray(event.details["confusion"]).tolist()
+            self.epochs.append(row)
+        elif isinstance(event, Started):
+            self.started = {
+                "label": event.label,
+                "dataset": event.dataset,
+                "source": event.source,
+                "device": event.device,
+                "n_params": event.n_params,
+                "epochs": event.epochs,
+                "steps_per_epoch": event.steps_per_epoch,
+                "n_train": event.n_train,
+            }
+        elif isinstance(event, Checkpoint):
+            self.checkpoints.append(
+                {"path": event.path, "epoch": event.epoch, "val_loss": event.val_loss}
+            )
+        elif isinstance(event, Finished):
+            self.finished = {
+                "reason": event.reason,
+                "epochs": event.epochs,
+                "steps": event.steps,
+                "best_epoch": event.best_epoch,
+                "best_val_loss": event.best_val_loss,
+                "final": event.final,
+                "message": event.message,
+            }
+            self.snapshot_steps = event.snapshot_steps
+            self.snapshots = event.snapshots
+
+    def to_json(self, trajectory_file: str | None = None) -> dict[str, Any]:
+        return _finite(
+            {
+                "format": RUN_FORMAT,
+                "losslab": __version__,
+                "name": self.name,
+                "config": self.config,
+                "started": self.started,
+                "steps": self.steps,
+                "epochs": self.epochs,
+                "checkpoints": self.checkpoints,
+                "finished": self.finished,
+                "trajectory": trajectory_file,
+            }
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path`` (JSON) and, when there are snapshots, ``<stem>.trajectory.npz``."""
+        target = Path(path)
+        traj_name = None
+        if self.snapshots is not None:
+            traj_name = f"{target.stem}.trajectory.npz"
+            _atomic_write(
+                target.parent / traj_name,
+                lambda f: np.savez_compressed(f, steps=self.snapshot_steps, params=self.snapshots),
+            )
+        text = json.dumps(self.to_json(traj_name), indent=1)
+        _atomic_write(target, lambda f: f.write(text.encode()))
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RunRecord:
+        """Read a run file; :class:`RunFileError` says what is wrong with a bad one."""
+        target = Path(path)
+        try:
+            data = json.loads(target.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunFileError(f"no run file at {target}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunFileError(f"{target} is not a readable JSON run file ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+            raise RunFileError(f"{target} is not a LossLab run file")
+        try:
+            rec = cls(
+                config=dict(data["config"]),
+                name=str(data.get("name", "")),
+                started=dict(data.get("started") or {}),
+                steps=dict(data["steps"]),
+                epochs=list(data["epochs"]),
+                checkpoints=list(data.get("checkpoints", [])),
+                finished=dict(data.get("finished") or {}),
+            )
+            TrainConfig.from_dict(rec.config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunFileError(f"{target}: malformed run file ({exc})") from None
+        traj = data.get("trajectory")
+        if traj:
+            traj_path = target.parent / Path(traj).name  # never outside the run's folder
+            try:
+                with np.load(traj_path, allow_pickle=False) as npz:
+                    rec.snapshot_steps, rec.snapshots = npz["steps"], npz["params"]
+            except (OSError, KeyError, ValueError) as exc:
+                raise RunFileError(f"{traj_path}: cannot read the trajectory ({exc})") from None
+        return rec
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def _atomic_write(target: Path, write) -> None:
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(f"cannot write to {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+__all__ = ["RUN_FORMAT", "RunFileError", "RunRecord"]
