@@ -44,8 +44,9 @@ class History:
         self.stride = 1
         self.count = 0
         self.steps = np.zeros(self.capacity, dtype=np.int64)
+        # Unfilled rows are never read (get() stops at count), so no need to pay for a fill.
         self.fields = {
-            name: np.full((self.capacity, *shape), np.nan, dtype=dtypes.get(name, np.float64))
+            name: np.empty((self.capacity, *shape), dtype=dtypes.get(name, np.float64))
             for name, shape in shapes.items()
         }
         self._last_step = -1

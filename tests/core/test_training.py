@@ -1,0 +1,235 @@
+import os
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from core import data
+from core.optimizers import OptimizerSpec, SchedulerSpec
+from core.runs import RunFileError, RunRecord
+from core.training import (
+    Checkpoint,
+    CheckpointError,
+    Epoch,
+    Finished,
+    Started,
+    Step,
+    TrainConfig,
+    TrainControl,
+    load_checkpoint,
+    train,
+)
+
+SHARED = os.environ.get(data.ENV_VAR)
+
+
+def losses(config, control=None):
+    return [e.loss for e in train(config, control) if isinstance(e, Step)]
+
+
+def test_event_sequence_and_contents():
+    events = list(train(TrainConfig(task="linreg_noisy", epochs=3, batch_size=50)))
+    assert isinstance(events[0], Started) and isinstance(events[-1], Finished)
+    steps = [e for e in events if isinstance(e, Step)]
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    assert len(steps) == 3 * 4 and len(epochs) == 3
+    assert [s.step for s in steps] == list(range(1, 13))
+    assert steps[3].seen == 200 and steps[3].total == 200
+    assert all(s.grad_norm > 0 and s.lr == 0.01 for s in steps)
+    assert epochs[-1].train_loss == pytest.approx(np.mean([s.loss for s in steps[-4:]]))
+    assert events[0].n_params == 2
+
+
+def test_same_seed_same_losses_and_other_seed_differs():
+    cfg = TrainConfig(task="lenet", dataset="synthetic", limit=256, epochs=1, batch_size=32, seed=5)
+    a, b = losses(cfg), losses(cfg)
+    assert a == b
+    assert losses(TrainConfig(**{**cfg.__dict__, "seed": 6})) != a
+
+
+def test_stop_takes_effect_within_one_step():
+    control = TrainControl()
+    gen = train(TrainConfig(task="sine", epochs=1000), control)
+    seen = 0
+    for e in gen:
+        if isinstance(e, Step):
+            seen += 1
+            if seen == 5:
+                control.stop()
+        if isinstance(e, Finished):
+            final = e
+    assert seen == 5
+    assert final.reason == "stopped"
+
+
+def test_pause_blocks_and_resume_continues():
+    control = TrainControl()
+    gen = train(TrainConfig(task="linreg", epochs=50), control)
+    steps = []
+    first_step = threading.Event()
+    resumed = threading.Event()
+
+    def consume():
+        for e in gen:
+            if isinstance(e, Step):
+                steps.append(e.step)
+                if e.step == 3:
+                    control.pause()
+                    first_step.set()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert first_step.wait(10)
+    # paused: no progress while we wait
+    t.join(0.5)
+    assert t.is_alive() and steps == [1, 2, 3]
+    control.resume()
+    resumed.set()
+    t.join(30)
+    assert not t.is_alive() and steps == list(range(1, 51))
+
+
+def test_best_checkpoint_is_a_copy_of_the_best_weights(tmp_path):
+    path = tmp_path / "best.pt"
+    # lr high enough that validation loss gets worse again after improving
+    cfg = TrainConfig(
+        task="linreg_noisy",
+        epochs=8,
+        batch_size=10,
+        checkpoint=str(path),
+        optimizer=OptimizerSpec("sgd", {"lr": 0.045}),
+    )
+    events = list(train(cfg))
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    saved = [e for e in events if isinstance(e, Checkpoint)]
+    best = min(epochs, key=lambda e: e.val_loss)
+    assert saved[-1].epoch == best.epoch
+    payload = load_checkpoint(path)  # weights_only=True inside
+    assert payload["epoch"] == best.epoch
+    assert payload["val_loss"] == pytest.approx(best.val_loss)
+    w = payload["model"]["weight"].item()
+    assert w == pytest.approx(best.details["w"])  # the best epoch's weights, not the last
+    assert not list(tmp_path.glob("*.tmp"))
+    assert events[-1].best_epoch == best.epoch
+
+
+def test_resume_continues_where_the_checkpoint_left_off(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    full = TrainConfig(task="linreg_noisy", epochs=4, batch_size=50, seed=2)
+    straight = losses(full)
+    first = TrainConfig(**{**full.__dict__, "epochs": 2, "checkpoint": str(path)})
+    list(train(first))
+    payload = load_checkpoint(path)
+    assert payload["epoch"] == 2
+    resumed = TrainConfig(**{**full.__dict__, "resume": str(path)})
+    events = list(train(resumed))
+    assert events[0].start_epoch == 3
+    rest = [e.loss for e in events if isinstance(e, Step)]
+    np.testing.assert_allclose(rest, straight[8:], rtol=1e-6)
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(bad)
+    torch.save({"hello": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a LossLab checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        list(train(TrainConfig(task="linreg", resume=str(tmp_path / "none.pt"))))
+
+
+def test_snapshots_are_bounded_and_cover_the_run():
+    final = list(train(TrainConfig(task="linreg", epochs=1000, snapshots=50)))[-1]
+    assert final.snapshots.shape[1] == 2
+    assert len(final.snapshots) <= 100
+    assert final.snapshot_steps[0] == 0 and final.snapshot_steps[-1] == 1000
+
+
+def test_divergence_is_reported_not_raised():
+    cfg = TrainConfig(task="sine", optimizer=OptimizerSpec("sgd", {"lr": 1.0}), epochs=200)
+    final = list(train(cfg))[-1]
+    assert final.reason == "diverged" and "smaller learning rate" in final.message
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"task": "sine", "loss": None, "optimizer": OptimizerSpec("adam", {"lr": 1e3})}, "lr"),
+        ({"task": "nope"}, "Unknown task"),
+        ({"task": "sine", "epochs": 0}, "Invalid epochs"),
+        ({"task": "sine", "device": "tpu"}, "Invalid device"),
+        ({"task": "lenet", "form": "numpy"}, "only for the sine fit"),
+        ({"task": "sine", "form": "numpy"}, "plain gradient descent"),
+        ({"task": "sine", "clip_norm": -1.0}, "clip_norm"),
+        ({"task": "lenet", "dataset": "cifar"}, "Invalid dataset"),
+    ],
+)
+def test_bad_configs_are_refused_before_training(kw, message):
+    with pytest.raises(ValueError, match=message):
+        list(train(TrainConfig(**kw)))
+
+
+def test_schedulers_per_step_and_on_plateau():
+    cfg = TrainConfig(
+        task="linreg_noisy",
+        epochs=2,
+        batch_size=50,
+        scheduler=SchedulerSpec("step", {"step_size": 2, "gamma": 0.5}),
+        scheduler_interval="step",
+    )
+    lrs = [e.lr for e in train(cfg) if isinstance(e, Step)]
+    assert lrs[:4] == pytest.approx([0.01, 0.01, 0.005, 0.005])
+    plateau = TrainConfig(task="linreg", epochs=5, scheduler=SchedulerSpec("plateau"))
+    assert list(train(plateau))[-1].reason == "completed"
+
+
+def test_run_record_round_trip(tmp_path):
+    cfg = TrainConfig(task="lenet", dataset="synthetic", limit=128, epochs=2, batch_size=64)
+    rec = RunRecord.for_config(cfg, "demo")
+    for e in train(cfg):
+        rec.add(e)
+    path = rec.save(tmp_path / "run.json")
+    back = RunRecord.load(path)
+    assert back.steps["loss"] == pytest.approx(rec.steps["loss"])
+    assert back.epochs[-1]["val_accuracy"] == pytest.approx(rec.epochs[-1]["val_accuracy"])
+    assert len(back.epochs[-1]["confusion"]) == 10
+    np.testing.assert_array_equal(back.snapshots, rec.snapshots)
+    assert back.started["dataset"] == "synthetic digits (not MNIST)"
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(RunFileError, match="not a readable JSON"):
+        RunRecord.load(tmp_path / "junk.json")
+    (tmp_path / "other.json").write_text('{"format": "something-else"}')
+    with pytest.raises(RunFileError, match="not a LossLab run"):
+        RunRecord.load(tmp_path / "other.json")
+
+
+def test_lenet_reaches_97_percent_in_three_epochs():
+    """On the shared MNIST test set (8,000 train / 2,000 validation) when it is there.
+
+    Adam 2e-3 with a one-cycle schedule: 97.7-97.9% at epoch 3 over seeds 0-3 here. Without the
+    data the test trains on the offline synthetic digits instead, and says so by skipping with
+    the figure it reached: it never passes silently on the wrong data.
+    """
+    cfg = TrainConfig(
+        task="lenet",
+        epochs=3,
+        batch_size=32,
+        optimizer=OptimizerSpec("adam", {"lr": 2e-3}),
+        scheduler=SchedulerSpec("onecycle", {"max_lr": 2e-3, "total_steps": 750}),
+        scheduler_interval="step",
+        data_dir=SHARED,
+        dataset="mnist" if SHARED else "synthetic",
+    )
+    events = list(train(cfg))
+    start = events[0]
+    accs = [e.val_accuracy for e in events if isinstance(e, Epoch)]
+    if not SHARED:
+        pytest.skip(
+            f"no MNIST (${data.ENV_VAR} unset): synthetic digits reached "
+            f"{100 * max(accs):.1f}% instead; the 97% check needs the real data"
+        )
+    assert start.dataset == "MNIST" and "8,000" in start.source
+    assert max(accs) >= 0.97, accs
