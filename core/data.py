@@ -265,7 +265,9 @@ def synthetic_digits(n_train: int = 4000, n_val: int = 1000, seed: int = 0) -> D
     glyphs = []
     for d in range(10):
         im = Image.new("L", (28, 28), 0)
-        ImageDraw.Draw(im).text((14, 14), str(d), fill=255, font=font, anchor="mm")
+        ImageDraw.Draw(im).text(
+            (14, 14), str(d), fill=255, font=font, anchor="mm", stroke_width=1, stroke_fill=255
+        )
         glyphs.append(im)
 
     def make(n: int) -> tuple[np.ndarray, np.ndarray]:

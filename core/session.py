@@ -1,0 +1,181 @@
+"""A race setup as JSON: the surface, the start point, the racers and the speed.
+
+Sessions are plain JSON (never pickle); a file that is not one, or that names an unknown
+surface or an invalid racer, raises :class:`SessionError` with the reason, and nothing else
+changes. Presets are sessions with a one-line caption, shipped in ``assets/presets``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.formula import FormulaError, formula_surface
+from core.race import RacerSpec
+from core.surfaces import CATALOGUE, Surface, get_surface
+
+SESSION_FORMAT = "losslab-race-session-1"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+MAX_SPEED = 500
+
+
+class SessionError(ValueError):
+    """A session or preset that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class SurfaceChoice:
+    """A catalogue surface by key, or a formula with its plot bounds."""
+
+    key: str = "rosenbrock"
+    formula: str = ""
+    bounds: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0)
+
+    def build(self) -> Surface:
+        if self.key == "formula":
+            return formula_surface(self.formula, self.bounds)
+        return get_surface(self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.key == "formula":
+            return {"key": "formula", "formula": self.formula, "bounds": list(self.bounds)}
+        return {"key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SurfaceChoice:
+        key = str(d.get("key", ""))
+        if key == "formula":
+            bounds = d.get("bounds", (-3, 3, -3, 3))
+            if not isinstance(bounds, list | tuple) or len(bounds) != 4:
+                raise SessionError("formula bounds must be [xmin, xmax, ymin, ymax]")
+            return cls("formula", str(d.get("formula", "")), tuple(float(b) for b in bounds))
+        if key not in CATALOGUE:
+            raise SessionError(f"unknown surface {key!r}; known: {', '.join(CATALOGUE)}")
+        return cls(key)
+
+
+@dataclass(frozen=True)
+class RaceSession:
+    surface: SurfaceChoice = field(default_factory=SurfaceChoice)
+    start: tuple[float, float] | None = None  # None: the surface's default start
+    racers: tuple[RacerSpec, ...] = ()
+    speed: int = 1  # steps per animation frame
+    steps: int = 0  # how far the race had run (replayed on open)
+    caption: str = ""
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SESSION_FORMAT,
+            "name": self.name,
+            "caption": self.caption,
+            "surface": self.surface.to_dict(),
+            "start": list(self.start) if self.start is not None else None,
+            "racers": [r.to_dict() for r in self.racers],
+            "speed": self.speed,
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RaceSession:
+        """Validate and build; :class:`SessionError` names the problem."""
+        if not isinstance(d, Mapping) or d.get("format") != SESSION_FORMAT:
+            raise SessionError("not a LossLab race session")
+        try:
+            surface = SurfaceChoice.from_dict(d.get("surface") or {})
+            built = surface.build()
+            start = d.get("start")
+            if start is not None:
+                if not isinstance(start, list | tuple) or len(start) != 2:
+                    raise SessionError("start must be [x, y]")
+                start = (float(start[0]), float(start[1]))
+                if not all(math.isfinite(v) for v in start):
+                    raise SessionError("start must be finite")
+            racers = d.get("racers")
+            if not isinstance(racers, list) or not racers:
+                raise SessionError("a session needs a non-empty list of racers")
+            specs = tuple(RacerSpec.from_dict(r) for r in racers)
+            speed = d.get("speed", 1)
+            steps = d.get("steps", 0)
+            for name, value, high in (("speed", speed, MAX_SPEED), ("steps", steps, 10**7)):
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+                    raise SessionError(f"{name} must be a whole number 0 .. {high}")
+        except FormulaError as exc:
+            raise SessionError(f"formula: {exc}") from None
+        except SessionError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SessionError(str(exc)) from None
+        del built
+        return cls(
+            surface,
+            start,
+            specs,
+            max(1, speed),
+            steps,
+            str(d.get("caption", "")),
+            str(d.get("name", "")),
+        )
+
+
+def save_session(path: str | os.PathLike, session: RaceSession) -> None:
+    """Write atomically (temp file, then rename); ``OSError`` with a readable message."""
+    target = Path(path)
+    text = json.dumps(session.to_dict(), indent=1)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(f"cannot write to {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_session(path: str | os.PathLike) -> RaceSession:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SessionError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionError(f"cannot read {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SessionError(
+            f"{Path(path).name} is not JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
+    return RaceSession.from_dict(data)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name: str) -> RaceSession:
+    path = PRESET_DIR / f"{name}.json"
+    if not path.is_file():
+        raise SessionError(f"unknown preset {name!r}; known: {', '.join(preset_names())}")
+    return load_session(path)
+
+
+__all__ = [
+    "PRESET_DIR",
+    "RaceSession",
+    "SessionError",
+    "SurfaceChoice",
+    "load_preset",
+    "load_session",
+    "preset_names",
+    "save_session",
+]
