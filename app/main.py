@@ -27,11 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--screenshot", metavar="PNG", help="save a picture of the window before quitting"
     )
+    parser.add_argument("--preset", help="open the Race workspace on this preset")
+    parser.add_argument("--session", metavar="FILE", help="open this race session (JSON)")
+    parser.add_argument("--steps", type=int, default=0, help="run the race this many steps")
+    parser.add_argument(
+        "--basins", action="store_true", help="compute the basin map of the first racer at start"
+    )
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", help="headless work; without one, the desktop app opens"
     )
     from app.cli import add_train_parser
+    from app.race_cli import add_race_parser
 
+    add_race_parser(sub)
     add_train_parser(sub)
     return parser
 
@@ -46,16 +54,32 @@ def main(argv: list[str] | None = None) -> int:
 def run_gui(args: argparse.Namespace) -> int:
     from PySide6 import QtCore, QtWidgets
 
-    from app.main_window import MainWindow
-
     QtWidgets.QApplication.setApplicationName("LossLab")
     QtWidgets.QApplication.setOrganizationName("LossLab")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    window = MainWindow()
+    from app.main_window import MainWindow  # after the QApplication: pyqtgraph wants one
+
+    window = MainWindow(restore=not (args.preset or args.session))
     window.show()
+    if args.preset:
+        try:
+            window.race.load_preset(args.preset)
+        except ValueError as exc:
+            print(f"losslab: {exc}", file=sys.stderr)
+            return 2
+    if args.session and not window.open_session(args.session):
+        return 2
+    if args.steps:
+        window.race.c.step(args.steps)
+    if args.basins:
+        window.race.basin_button.setChecked(True)
     if args.quit_after is not None:
 
         def finish() -> None:
+            job = window.race.basin_job
+            if job is not None and job.running():  # a screenshot of a basin map waits for it
+                QtCore.QTimer.singleShot(200, finish)
+                return
             if args.screenshot and not window.grab().save(args.screenshot):
                 print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
             window.close()

@@ -1,50 +1,298 @@
-"""The main window: three workspaces in tabs."""
+"""The main window: three workspaces in tabs, menus, settings, sessions and exports."""
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+import json
+from pathlib import Path
 
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app import export
+from app.race.render import OffscreenView
+from app.race.workspace import RaceWorkspace
+from app.theme import THEMES, apply_theme
 from core import __version__
+from core.race import Race
+from core.session import RaceSession, SessionError, load_session, save_session
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 _PLANNED = {
-    "Race": (
-        "Real torch.optim optimizers racing across classic loss surfaces, step by step, with "
-        "live hyperparameters and explanations of every step."
-    ),
     "Train": (
-        "Real PyTorch training on a background thread (sine fit, linear regression, LeNet-5 on "
-        "MNIST) with live loss and accuracy curves."
+        "Real PyTorch training on a background thread (sine fit, linear regression, "
+        "LeNet-5 on MNIST) with live loss and accuracy curves. Until this workspace "
+        "lands, <code>losslab train</code> does it on the command line."
     ),
     "Landscape": (
         "The loss landscape of the model you just trained, with its training path on it."
     ),
 }
+SHORTCUTS = [
+    ("Space", "play / pause"),
+    ("Right", "one step"),
+    ("R", "reset the race"),
+    ("Ctrl+O", "open a session"),
+    ("Ctrl+S", "save the session"),
+    ("Ctrl+E", "export the surface as PNG"),
+    ("Ctrl+Q", "quit"),
+]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1600x1200' -> (1600, 1200); ValueError with the allowed range otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().replace(" ", "").split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 1600x1200, got {text!r}") from None
+    if not (64 <= w <= 8000 and 64 <= h <= 8000):
+        raise ValueError(f"size {w}x{h} out of range (64 .. 8000 each way)")
+    return w, h
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """LossLab's main window."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, settings: QtCore.QSettings | None = None, restore: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or QtCore.QSettings()
         self.setWindowTitle(f"LossLab {__version__}")
+        self.setWindowIcon(QtGui.QIcon(str(ASSETS / "icon.svg")))
+        self.race = RaceWorkspace()
+        self.race.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.race, "Race")
         for name, text in _PLANNED.items():
             self.tabs.addTab(self._placeholder(name, text), name)
         self.setCentralWidget(self.tabs)
-        self.statusBar().showMessage("Ready")
-        quit_action = self.menuBar().addMenu("&File").addAction("&Quit")
-        quit_action.setShortcut("Ctrl+Q")
-        quit_action.triggered.connect(self.close)
-        self.resize(1280, 800)
+        self.statusBar().showMessage("Click the surface to set the start; Space plays the race")
+        self._menus()
+        self.resize(1440, 900)
+        theme = str(self.settings.value("theme", "system"))
+        self.set_theme(theme if theme in THEMES else "system")
+        if restore:
+            self._restore()
+
+    # --- menus --------------------------------------------------------------------------
+
+    def _action(self, menu, text, slot, shortcut=None) -> QtGui.QAction:
+        act = menu.addAction(text)
+        act.triggered.connect(slot)
+        if shortcut:
+            act.setShortcut(QtGui.QKeySequence(shortcut))
+        return act
+
+    def _menus(self) -> None:
+        c = self.race.c
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "&Open session...", self.open_session_dialog, "Ctrl+O")
+        self._action(m, "&Save session...", self.save_session_dialog, "Ctrl+S")
+        ex = m.addMenu("&Export")
+        self._action(ex, "Surface view as &PNG...", self._export_png_dialog, "Ctrl+E")
+        self._action(
+            ex,
+            "Surface view as &SVG...",
+            lambda: self._export_dialog("SVG (*.svg)", ".svg", self.export_surface_svg),
+        )
+        self._action(
+            ex,
+            "&Window as PNG...",
+            lambda: self._export_dialog("PNG (*.png)", ".png", self.export_window_png),
+        )
+        self._action(
+            ex,
+            "Race as animated &GIF...",
+            lambda: self._export_dialog("GIF (*.gif)", ".gif", self.export_gif),
+        )
+        self._action(
+            ex,
+            "Trajectories as &CSV...",
+            lambda: self._export_dialog("CSV (*.csv)", ".csv", self.export_csv),
+        )
+        self._action(
+            ex,
+            "Trajectories as &JSON...",
+            lambda: self._export_dialog("JSON (*.json)", ".json", self.export_json),
+        )
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, "Ctrl+Q")
+        r = self.menuBar().addMenu("&Race")
+        self._action(r, "Play / pause", c.toggle, "Space")
+        self._action(r, "Step", lambda: c.step(1), "Right")
+        self._action(r, "Reset", c.reset, "R")
+        v = self.menuBar().addMenu("&View")
+        themes = v.addMenu("&Theme")
+        group = QtGui.QActionGroup(self)
+        self.theme_actions = {}
+        for name in THEMES:
+            act = themes.addAction(name.capitalize())
+            act.setCheckable(True)
+            act.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            group.addAction(act)
+            self.theme_actions[name] = act
+        h = self.menuBar().addMenu("&Help")
+        self._action(h, "&Keyboard shortcuts", self._show_shortcuts)
+        self._action(h, "&About LossLab", self._about)
 
     @staticmethod
     def _placeholder(name: str, text: str) -> QtWidgets.QWidget:
-        label = QtWidgets.QLabel(
-            f"<h2>{name}</h2><p>{text}</p><p><i>This workspace is being "
-            "built; the engine behind it already runs headless.</i></p>"
-        )
+        label = QtWidgets.QLabel(f"<h2>{name}</h2><p>{text}</p>")
         label.setWordWrap(True)
         label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         label.setMargin(40)
         return label
+
+    def set_theme(self, theme: str) -> None:
+        app = QtWidgets.QApplication.instance()
+        self.dark = apply_theme(app, theme)
+        self.race.view.set_theme(self.dark)
+        self.race.loss.setBackground("#1e1f22" if self.dark else "w")
+        self.settings.setValue("theme", theme)
+        self.theme_actions[theme].setChecked(True)
+
+    def _show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+        QtWidgets.QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def _about(self) -> None:
+        QtWidgets.QMessageBox.about(
+            self,
+            "About LossLab",
+            f"<h3>LossLab {__version__}</h3><p>See how loss functions and optimizers really "
+            "behave: real torch.optim optimizers on real PyTorch.</p>",
+        )
+
+    # --- settings -----------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QtCore.QByteArray):
+            self.restoreGeometry(geometry)
+        text = self.settings.value("last_session")
+        if text:
+            try:
+                self.race.c.apply_session(RaceSession.from_dict(json.loads(str(text))))
+            except (SessionError, ValueError):
+                self.statusBar().showMessage("The last session could not be restored", 6000)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.race.shutdown()
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("last_session", json.dumps(self.race.c.session().to_dict()))
+        self.settings.sync()
+        super().closeEvent(event)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    def open_session(self, path: str) -> bool:
+        try:
+            session = load_session(path)
+            self.race.c.apply_session(session)
+        except (SessionError, ValueError) as exc:
+            QtWidgets.QMessageBox.warning(self, "Cannot open session", str(exc))
+            return False
+        self.statusBar().showMessage(f"Opened {path}", 6000)
+        return True
+
+    def save_session(self, path: str) -> bool:
+        try:
+            save_session(path, self.race.c.session())
+        except OSError as exc:
+            QtWidgets.QMessageBox.warning(self, "Cannot save session", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 6000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open session", "", "LossLab session (*.json)"
+        )
+        if path:
+            self.open_session(path)
+
+    def save_session_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Save session", "race.json", "LossLab session (*.json)"
+        )
+        if path:
+            self.save_session(path if path.endswith(".json") else path + ".json")
+
+    # --- exports ------------------------------------------------------------------------
+
+    def _export_dialog(self, filt: str, suffix: str, write, *args) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export", f"race{suffix}", filt)
+        if path:
+            self._guarded(write, path if path.endswith(suffix) else path + suffix, *args)
+
+    def _export_png_dialog(self) -> None:
+        text, ok = QtWidgets.QInputDialog.getText(
+            self, "PNG size", "Width x height in pixels:", text="1600x1200"
+        )
+        if not ok:
+            return
+        try:
+            size = parse_size(text)
+        except ValueError as exc:
+            QtWidgets.QMessageBox.warning(self, "Export", str(exc))
+            return
+        self._export_dialog("PNG (*.png)", ".png", self.export_surface_png, size)
+
+    def _guarded(self, write, *args) -> bool:
+        try:
+            write(*args)
+        except export.ExportError as exc:
+            QtWidgets.QMessageBox.warning(self, "Export failed", str(exc))
+            return False
+        self.statusBar().showMessage(f"Exported {args[0]}", 6000)
+        return True
+
+    def _offscreen(self, size: tuple[int, int]) -> OffscreenView:
+        view = OffscreenView(*size, dark=self.dark)
+        view.show_race(self.race.c.race, self.race.c.colours(), self.race.basin_rgba)
+        return view
+
+    def export_surface_png(self, path: str, size: tuple[int, int] = (1600, 1200)) -> None:
+        view = self._offscreen(size)
+        try:
+            export.write_png(path, view.image())
+        finally:
+            view.close()
+
+    def export_surface_svg(self, path: str) -> None:
+        view = self._offscreen((1200, 900))
+        try:
+            export.atomic_write(path, view.svg())
+        finally:
+            view.close()
+
+    def export_window_png(self, path: str) -> None:
+        export.write_png(path, self.grab().toImage())
+
+    def export_gif(self, path: str, frames: int = 120, size=(800, 600)) -> None:
+        c = self.race.c
+        total = c.race.step_count or min(300, c.max_steps)
+        replay = Race(c.surface, c.specs, starts=c.start)
+        view = OffscreenView(*size, dark=self.dark)
+        view.show_race(replay, c.colours())
+        progress = QtWidgets.QProgressDialog("Rendering frames...", "", 0, frames, self)
+        progress.setCancelButton(None)
+        progress.setMinimumDuration(300)
+
+        def step_and_grab(n: int):
+            replay.step(n)
+            view.show_race(replay, c.colours())
+            return view.image()
+
+        try:
+            images = export.render_frames(
+                step_and_grab, total, frames, lambda i, n: progress.setValue(i)
+            )
+            export.atomic_write(path, export.gif_bytes(images))
+        finally:
+            progress.close()
+            view.close()
+
+    def export_csv(self, path: str) -> None:
+        export.atomic_write(path, export.csv_bytes(self.race.c.race))
+
+    def export_json(self, path: str) -> None:
+        export.atomic_write(
+            path, export.json_bytes(self.race.c.race, self.race.c.session().to_dict())
+        )

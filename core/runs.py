@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core import __version__
+from core import __version__, fileio
 from core.training import Checkpoint, Epoch, Event, Finished, Started, Step, TrainConfig
 
 RUN_FORMAT = "losslab-run-1"
@@ -116,12 +115,12 @@ class RunRecord:
         traj_name = None
         if self.snapshots is not None:
             traj_name = f"{target.stem}.trajectory.npz"
-            _atomic_write(
+            fileio.atomic_write(
                 target.parent / traj_name,
                 lambda f: np.savez_compressed(f, steps=self.snapshot_steps, params=self.snapshots),
             )
         text = json.dumps(self.to_json(traj_name), indent=1)
-        _atomic_write(target, lambda f: f.write(text.encode()))
+        fileio.atomic_write(target, text.encode())
         return target
 
     @classmethod
@@ -171,21 +170,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, np.generic):
         return _finite(value.item())
     return value
-
-
-def _atomic_write(target: Path, write) -> None:
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OSError(f"cannot write to {folder}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 __all__ = ["RUN_FORMAT", "RunFileError", "RunRecord"]

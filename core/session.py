@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import fileio
 from core.formula import FormulaError, formula_surface
 from core.race import RacerSpec
 from core.surfaces import CATALOGUE, Surface, get_surface
@@ -126,20 +126,7 @@ class RaceSession:
 
 def save_session(path: str | os.PathLike, session: RaceSession) -> None:
     """Write atomically (temp file, then rename); ``OSError`` with a readable message."""
-    target = Path(path)
-    text = json.dumps(session.to_dict(), indent=1)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OSError(f"cannot write to {folder}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fileio.atomic_write(path, json.dumps(session.to_dict(), indent=1).encode("utf-8"))
 
 
 def load_session(path: str | os.PathLike) -> RaceSession:

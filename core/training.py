@@ -13,19 +13,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from core import sine
+from core import fileio, sine
 from core.history import History
 from core.losses import LossSpec, build_loss, check_loss_for_task
 from core.models import count_parameters, summary
@@ -495,16 +493,7 @@ def save_checkpoint(path, c: TrainConfig, model, opt, sched, epoch, step, val_lo
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else None,
     }
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fileio.atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,213 @@
+"""The Race workspace's model: one :class:`core.race.Race` and the timer that drives it.
+
+Every view follows this object through its signals; none of them owns race state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6 import QtCore
+
+from core.optimizers import OptimizerSpec, SchedulerSpec
+from core.race import Race, RacerSpec
+from core.session import RaceSession, SurfaceChoice
+from core.surfaces import Surface
+
+PALETTE = [
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#fabed4",
+    "#dcbeff",
+]
+FRAME_MS = 16  # about 60 frames a second
+MAX_RACERS = 10
+
+
+class RaceController(QtCore.QObject):
+    """Holds the race setup, rebuilds the race when needed, steps it on a timer."""
+
+    surfaceChanged = QtCore.Signal()  # new surface (and so a reset race)
+    racersChanged = QtCore.Signal()  # racers added, removed, renamed or recoloured
+    raceReset = QtCore.Signal()  # back to step 0
+    stepped = QtCore.Signal()  # the race advanced
+    playingChanged = QtCore.Signal(bool)
+    message = QtCore.Signal(str)  # something the status bar should say
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.choice = SurfaceChoice("rosenbrock")
+        self.surface: Surface = self.choice.build()
+        self.start = self.surface.start
+        self.specs: list[RacerSpec] = [
+            RacerSpec(OptimizerSpec("sgd", {"lr": 1e-3}), name="SGD", color=PALETTE[2]),
+            RacerSpec(OptimizerSpec("momentum", {"lr": 2e-4}), name="Momentum", color=PALETTE[0]),
+            RacerSpec(OptimizerSpec("adam", {"lr": 0.05}), name="Adam", color=PALETTE[1]),
+        ]
+        self.speed = 1  # steps per frame
+        self.max_steps = 2000
+        self.caption = self.surface.caption
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(FRAME_MS)
+        self.timer.timeout.connect(self._tick)
+        self.race = self._build()
+
+    # --- building --------------------------------------------------------------------------
+
+    def _build(self) -> Race:
+        return Race(self.surface, self.specs, starts=self.start)
+
+    def _rebuild(self, why: str = "") -> None:
+        self.race = self._build()
+        self.raceReset.emit()
+        if why:
+            self.message.emit(why)
+
+    @property
+    def playing(self) -> bool:
+        return self.timer.isActive()
+
+    # --- transport -------------------------------------------------------------------------
+
+    def play(self) -> None:
+        if not self.playing:
+            if self.race.step_count >= self.max_steps:
+                self.message.emit(
+                    f"The race is at its {self.max_steps}-step limit: reset or raise the limit"
+                )
+                return
+            self.timer.start()
+            self.playingChanged.emit(True)
+
+    def pause(self) -> None:
+        if self.playing:
+            self.timer.stop()
+            self.playingChanged.emit(False)
+
+    def toggle(self) -> None:
+        self.pause() if self.playing else self.play()
+
+    def step(self, n: int = 1) -> None:
+        self.race.step(n)
+        self.stepped.emit()
+
+    def reset(self) -> None:
+        self.race.reset()
+        self.raceReset.emit()
+
+    def _tick(self) -> None:
+        left = self.max_steps - self.race.step_count
+        self.race.step(max(0, min(self.speed, left)))
+        self.stepped.emit()
+        if self.race.step_count >= self.max_steps:
+            self.pause()
+            self.message.emit(f"Stopped at the {self.max_steps}-step limit")
+        elif not self.race._active().any():
+            self.pause()
+            self.message.emit("Every racer has diverged or is disabled")
+
+    # --- changes ---------------------------------------------------------------------------
+
+    def set_surface(self, choice: SurfaceChoice) -> None:
+        """Switch surface; raises ``ValueError`` (e.g. FormulaError) and changes nothing then."""
+        surface = choice.build()
+        self.choice, self.surface = choice, surface
+        self.start = surface.start
+        self.caption = surface.caption
+        self.race = self._build()
+        self.surfaceChanged.emit()
+        self.raceReset.emit()
+
+    def set_start(self, x: float, y: float) -> None:
+        self.start = (float(x), float(y))
+        self.race.reset(starts=self.start)
+        self.raceReset.emit()
+
+    def set_hyper(self, r: int, name: str, value) -> None:
+        """Live: applied to the racer's param group mid-race. ``ValueError`` if invalid."""
+        self.race.set_hyper(r, name, value)
+        self.specs[r] = self.race.specs[r]
+        self.racersChanged.emit()
+
+    def set_options(self, r: int, **changes) -> None:
+        """Live: clipping, noise, seed, name, colour, enabled."""
+        self.race.set_options(r, **changes)
+        self.specs[r] = self.race.specs[r]
+        self.racersChanged.emit()
+
+    def set_optimizer(self, r: int, name: str) -> None:
+        """A different optimizer class: the race restarts (racers share one tensor)."""
+        old = self.specs[r]
+        keep = {"lr": old.optimizer.hyper.get("lr")} if "lr" in old.optimizer.hyper else {}
+        spec = dataclasses.replace(old, optimizer=OptimizerSpec(name, keep))
+        try:
+            spec.validate()
+        except ValueError:
+            spec = dataclasses.replace(old, optimizer=OptimizerSpec(name))
+        self.specs[r] = spec
+        self._rebuild("Race restarted: a racer changed optimizer")
+        self.racersChanged.emit()
+
+    def set_scheduler(self, r: int, scheduler: SchedulerSpec | None) -> None:
+        spec = dataclasses.replace(self.specs[r], scheduler=scheduler)
+        spec.validate()
+        self.specs[r] = spec
+        self._rebuild("Race restarted: a racer's schedule changed")
+        self.racersChanged.emit()
+
+    def add_racer(self, name: str = "adam") -> None:
+        if len(self.specs) >= MAX_RACERS:
+            self.message.emit(f"At most {MAX_RACERS} racers")
+            return
+        used = {s.color for s in self.specs}
+        colour = next((c for c in PALETTE if c not in used), PALETTE[len(self.specs) % 10])
+        self.specs.append(RacerSpec(OptimizerSpec(name), color=colour))
+        self._rebuild("Race restarted with a new racer")
+        self.racersChanged.emit()
+
+    def remove_racer(self, r: int) -> None:
+        if len(self.specs) <= 1:
+            self.message.emit("A race needs at least one racer")
+            return
+        del self.specs[r]
+        self._rebuild("Race restarted without that racer")
+        self.racersChanged.emit()
+
+    # --- sessions --------------------------------------------------------------------------
+
+    def session(self) -> RaceSession:
+        return RaceSession(
+            self.choice,
+            self.start,
+            tuple(self.specs),
+            self.speed,
+            self.race.step_count,
+            self.caption,
+            "",
+        )
+
+    def apply_session(self, session: RaceSession) -> None:
+        """Load a validated session (its steps are replayed). Nothing changes if it fails."""
+        surface = session.surface.build()
+        start = session.start or surface.start
+        race = Race(surface, session.racers, starts=start)
+        race.step(min(session.steps, self.max_steps))
+        self.pause()
+        self.choice, self.surface, self.start = session.surface, surface, start
+        self.specs = list(race.specs)
+        self.speed = session.speed
+        self.caption = session.caption or surface.caption
+        self.race = race
+        self.surfaceChanged.emit()
+        self.racersChanged.emit()
+        self.raceReset.emit()
+        self.stepped.emit()
+
+    def colours(self) -> list[str]:
+        return [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(self.specs)]

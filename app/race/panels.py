@@ -1,0 +1,190 @@
+"""Surface picker, transport bar and explanation panel of the Race workspace."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from app.race.controller import RaceController
+from app.views.surface_view import ARROWS
+from core.explain import StepExplanation
+from core.formula import FormulaError
+from core.session import SessionError, SurfaceChoice, load_preset, preset_names
+from core.surfaces import CATALOGUE
+
+
+class SurfacePanel(QtWidgets.QGroupBox):
+    """Catalogue surfaces, a formula editor with inline errors, and presets."""
+
+    presetChosen = QtCore.Signal(str)
+
+    def __init__(self, controller: RaceController, parent=None) -> None:
+        super().__init__("Surface", parent)
+        self.c = controller
+        self.combo = QtWidgets.QComboBox()
+        for key, s in CATALOGUE.items():
+            self.combo.addItem(s.name, key)
+        self.combo.addItem("Formula...", "formula")
+        self.combo.activated.connect(self._picked)
+        self.formula = QtWidgets.QLineEdit()
+        self.formula.setPlaceholderText("e.g. 0.1*x**2 + sin(3*y) + abs(x*y)")
+        self.formula.returnPressed.connect(self._apply_formula)
+        self.bounds = QtWidgets.QLineEdit("-3, 3, -3, 3")
+        self.bounds.setToolTip("plot bounds: xmin, xmax, ymin, ymax")
+        self.bounds.setFixedWidth(110)
+        self.bounds.returnPressed.connect(self._apply_formula)
+        apply = QtWidgets.QPushButton("Apply")
+        apply.clicked.connect(self._apply_formula)
+        self.error = QtWidgets.QLabel("")
+        self.error.setStyleSheet("color: #e04040;")
+        self.error.setWordWrap(True)
+        self.presets = QtWidgets.QComboBox()
+        self.presets.addItem("Presets...", None)
+        for name in preset_names():
+            try:
+                self.presets.addItem(load_preset(name).name, name)
+            except SessionError:
+                continue  # a broken preset file is skipped, not fatal
+        self.presets.activated.connect(self._preset)
+        formula_row = QtWidgets.QHBoxLayout()
+        formula_row.addWidget(self.formula, 1)
+        formula_row.addWidget(self.bounds)
+        formula_row.addWidget(apply)
+        lay = QtWidgets.QFormLayout(self)
+        lay.addRow("Surface", self.combo)
+        lay.addRow("f(x, y) =", formula_row)
+        lay.addRow("", self.error)
+        lay.addRow("Preset", self.presets)
+        self.sync()
+
+    def sync(self) -> None:
+        self.combo.setCurrentIndex(self.combo.findData(self.c.choice.key))
+        if self.c.choice.key == "formula":
+            self.formula.setText(self.c.choice.formula)
+            self.bounds.setText(", ".join(f"{b:g}" for b in self.c.choice.bounds))
+        else:
+            self.formula.clear()  # the catalogue's formulas are for reading (they use ^)
+            self.bounds.setText(", ".join(f"{b:g}" for b in self.c.surface.bounds))
+        self.error.setText("")
+
+    def _picked(self, index: int) -> None:
+        key = self.combo.itemData(index)
+        if key == "formula":
+            self.formula.setFocus()
+            self.formula.selectAll()
+            return
+        self.c.set_surface(SurfaceChoice(key))
+
+    def _apply_formula(self) -> None:
+        try:
+            parts = [float(v) for v in self.bounds.text().replace(";", ",").split(",")]
+            if len(parts) != 4:
+                raise ValueError
+        except ValueError:
+            self.error.setText("bounds must be four numbers: xmin, xmax, ymin, ymax")
+            return
+        try:
+            self.c.set_surface(SurfaceChoice("formula", self.formula.text(), tuple(parts)))
+        except FormulaError as exc:
+            self.error.setText(str(exc))  # the current surface stays as it was
+            return
+        self.error.setText("")
+
+    def _preset(self, index: int) -> None:
+        name = self.presets.itemData(index)
+        if name:
+            self.presetChosen.emit(name)
+        self.presets.setCurrentIndex(0)
+
+
+class TransportBar(QtWidgets.QWidget):
+    def __init__(self, controller: RaceController, parent=None) -> None:
+        super().__init__(parent)
+        self.c = controller
+        style = self.style()
+        sp = QtWidgets.QStyle.StandardPixmap
+        self.play = QtWidgets.QPushButton(style.standardIcon(sp.SP_MediaPlay), "Play")
+        self.play.setToolTip("Play / pause (Space)")
+        self.play.clicked.connect(controller.toggle)
+        self.step = QtWidgets.QPushButton(style.standardIcon(sp.SP_MediaSkipForward), "Step")
+        self.step.setToolTip("One step (Right arrow)")
+        self.step.clicked.connect(lambda: controller.step(1))
+        self.reset = QtWidgets.QPushButton(style.standardIcon(sp.SP_MediaSkipBackward), "Reset")
+        self.reset.setToolTip("Back to the start (R)")
+        self.reset.clicked.connect(controller.reset)
+        self.speed = QtWidgets.QSpinBox()
+        self.speed.setRange(1, 500)
+        self.speed.setValue(controller.speed)
+        self.speed.setSuffix(" steps/frame")
+        self.speed.valueChanged.connect(lambda v: setattr(controller, "speed", int(v)))
+        self.limit = QtWidgets.QSpinBox()
+        self.limit.setRange(10, 100_000)
+        self.limit.setSingleStep(500)
+        self.limit.setValue(controller.max_steps)
+        self.limit.setPrefix("stop at ")
+        self.limit.valueChanged.connect(lambda v: setattr(controller, "max_steps", int(v)))
+        self.counter = QtWidgets.QLabel("step 0")
+        self.counter.setMinimumWidth(80)
+        lay = QtWidgets.QGridLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.play, 0, 0)
+        lay.addWidget(self.step, 0, 1)
+        lay.addWidget(self.reset, 0, 2)
+        lay.addWidget(self.counter, 0, 3)
+        lay.addWidget(self.speed, 1, 0, 1, 2)
+        lay.addWidget(self.limit, 1, 2, 1, 2)
+        controller.playingChanged.connect(self._playing)
+
+    def _playing(self, on: bool) -> None:
+        sp = QtWidgets.QStyle.StandardPixmap
+        self.play.setText("Pause" if on else "Play")
+        self.play.setIcon(self.style().standardIcon(sp.SP_MediaPause if on else sp.SP_MediaPlay))
+
+    def sync(self) -> None:
+        self.counter.setText(f"step {self.c.race.step_count}")
+        self.speed.blockSignals(True)
+        self.speed.setValue(self.c.speed)
+        self.speed.blockSignals(False)
+
+
+class ExplainPanel(QtWidgets.QWidget):
+    """The selected racer's last step, written out with its numbers."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.enabled = QtWidgets.QCheckBox("Explain the selected racer's last step (arrows)")
+        self.enabled.setChecked(True)
+        self.text = QtWidgets.QTextBrowser()
+        self.text.setOpenLinks(False)
+        legend = "  ".join(
+            f"<span style='color:{c}'>&#9632;</span> {label}" for c, label in ARROWS.values()
+        )
+        key = QtWidgets.QLabel(f"{legend} &nbsp;<i>(arrows show directions; sizes below)</i>")
+        key.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.enabled)
+        lay.addWidget(key)
+        lay.addWidget(self.text, 1)
+
+    def show_explanation(self, name: str, e: StepExplanation | None) -> None:
+        if e is None:
+            self.text.setHtml(f"<p><b>{name}</b>: take a step to see it explained.</p>")
+            return
+        norm = {k: float(np.hypot(*v)) for k, v in (("-gradient", e.grad), ("step", e.update))}
+        check = ""
+        if e.predicted is not None:
+            err = float(np.abs(e.predicted - e.update).max())
+            scale = max(1e-300, float(np.abs(e.update).max()))
+            ok = err <= 1e-9 * scale + 1e-15
+            check = (
+                f"<p style='color:{'#3cb44b' if ok else '#e04040'}'>"
+                f"{'&#10003; matches' if ok else '&#10007; differs from'} what torch.optim."
+                f"{e.optimizer.split()[0]} did (max difference {err:.1e})</p>"
+            )
+        body = "\n".join(e.lines)
+        self.text.setHtml(
+            f"<p><b>{name}</b> ({e.optimizer}), step {e.step}, lr {e.lr:.4g}<br>"
+            f"|gradient| = {norm['-gradient']:.4g}, |step| = {norm['step']:.4g}</p>"
+            f"<pre style='font-size:9pt'>{body}</pre>{check}"
+        )

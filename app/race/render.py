@@ -1,0 +1,77 @@
+"""Offscreen rendering of a race: the same SurfaceView the window shows, drawn at any size.
+
+Used for exports from the window (so the visible view is never resized) and by the command
+line, which needs no display (Qt's offscreen platform).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.views.surface_view import SurfaceView
+from core.race import Race
+
+
+def draw_race(view: SurfaceView, race: Race, colours: list[str]) -> None:
+    """Paths, heads and the start marker of ``race`` on ``view`` (already showing its surface)."""
+    pos = race.history.get("pos")  # (T, R, K, 2)
+    paths = [pos[:, r, 0] for r in range(race.n_racers)]
+    heads = race.positions[:, 0]  # (R, 2)
+    diverged = [bool(d) for d in (race.diverged_at[:, 0] >= 0)]
+    enabled = [s.enabled for s in race.specs]
+    view.update_race(paths, heads, diverged, enabled)
+
+
+class OffscreenView:
+    """A SurfaceView that is laid out and painted but never put on a screen."""
+
+    def __init__(self, width: int, height: int, dark: bool = True) -> None:
+        if QtWidgets.QApplication.instance() is None:
+            raise RuntimeError("a QApplication must exist")
+        self.view = SurfaceView()
+        self.view.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+        self.view.set_theme(dark)
+        self.view.resize(width, height)
+        self.view.show()
+
+    def show_race(self, race: Race, colours: list[str], basins: np.ndarray | None = None) -> None:
+        v = self.view
+        if v.surface is not race.surface:
+            v.set_surface(race.surface)
+        v.set_racers(colours, [s.label for s in race.specs])
+        v.set_start(*race.starts[0])
+        v.show_basins(basins)
+        draw_race(v, race, colours)
+
+    def image(self) -> QtGui.QImage:
+        QtWidgets.QApplication.processEvents()
+        return self.view.grab().toImage()
+
+    def svg(self) -> bytes:
+        """The view as SVG: lines and text as vectors, the heatmap as an embedded image.
+
+        Qt's own QSvgGenerator, not pyqtgraph's SVGExporter, whose rewriting of path data
+        fails on the paths current Qt writes (pyqtgraph issue #3485).
+        """
+        from PySide6 import QtSvg
+
+        QtWidgets.QApplication.processEvents()
+        buf = QtCore.QBuffer()
+        buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+        gen = QtSvg.QSvgGenerator()
+        gen.setOutputDevice(buf)
+        size = self.view.size()
+        gen.setSize(size)
+        gen.setViewBox(QtCore.QRect(0, 0, size.width(), size.height()))
+        gen.setTitle("LossLab race")
+        painter = QtGui.QPainter(gen)
+        try:
+            self.view.render(painter)
+        finally:
+            painter.end()
+        return bytes(buf.data())
+
+    def close(self) -> None:
+        self.view.close()
+        self.view.deleteLater()

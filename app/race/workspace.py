@@ -1,0 +1,303 @@
+"""The Race workspace: the surface with racing optimizers, their table, editors and plots."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.race.controller import RaceController
+from app.race.panels import ExplainPanel, SurfacePanel, TransportBar
+from app.race.racers import RacerEditor, RacersTable
+from app.race.render import draw_race
+from app.views.loss_plot import LossPlot
+from app.views.surface_view import SurfaceView
+from app.workers import Job
+from core.basins import DIVERGED, UNDECIDED, BasinMap, BasinProgress, basin_map
+from core.explain import explain_last_step
+from core.session import load_preset
+
+FIGURES_EVERY = 0.12  # seconds between table/explanation refreshes while playing
+BASIN_COLOURS = [
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+]
+
+
+class RaceWorkspace(QtWidgets.QWidget):
+    message = QtCore.Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.c = RaceController(self)
+        self.view = SurfaceView()
+        self.loss = LossPlot()
+        self.caption = QtWidgets.QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setStyleSheet("padding: 4px;")
+        self.caption.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.surface_panel = SurfacePanel(self.c)
+        self.transport = TransportBar(self.c)
+        self.table = RacersTable(self.c)
+        self.editor = RacerEditor(self.c)
+        self.explain = ExplainPanel()
+        self.log_y = QtWidgets.QCheckBox("log y")
+        self.log_y.toggled.connect(lambda on: self._set_log(on))
+        self._build_layout()
+        self.basin_job: Job | None = None
+        self.basin_rgba: np.ndarray | None = None
+        self._last_figures = 0.0
+        c = self.c
+        c.surfaceChanged.connect(self._surface_changed)
+        c.racersChanged.connect(self._racers_changed)
+        c.raceReset.connect(self._redraw)
+        c.stepped.connect(self._stepped)
+        c.message.connect(self.message)
+        self.view.startRequested.connect(self._start_requested)
+        self.view.hovered.connect(
+            lambda x, y, f: self.message.emit(f"x = {x:.4g}, y = {y:.4g}, loss = {f:.6g}")
+        )
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.surface_panel.presetChosen.connect(self.load_preset)
+        self.explain.enabled.toggled.connect(lambda _: self._refresh_explanation())
+        self._racers_changed()
+        self._surface_changed()
+        self.table.selectRow(0)
+        self.editor.show_racer(0)
+
+    def _build_layout(self) -> None:
+        add = QtWidgets.QHBoxLayout()
+        self.add_combo = QtWidgets.QComboBox()
+        from core.optimizers import CATALOGUE
+
+        for key, o in CATALOGUE.items():
+            self.add_combo.addItem(o.label, key)
+        self.add_combo.setCurrentIndex(self.add_combo.findData("rmsprop"))
+        add_btn = QtWidgets.QPushButton("Add racer")
+        add_btn.clicked.connect(lambda: self.c.add_racer(self.add_combo.currentData()))
+        rm_btn = QtWidgets.QPushButton("Remove")
+        rm_btn.clicked.connect(lambda: self.c.remove_racer(max(0, self.table.currentRow())))
+        add.addWidget(self.add_combo, 1)
+        add.addWidget(add_btn)
+        add.addWidget(rm_btn)
+        self.basin_button = QtWidgets.QPushButton("Basin map")
+        self.basin_button.setCheckable(True)
+        self.basin_button.setToolTip(
+            "Colour every start point of a 128x128 grid by the minimum "
+            "the selected racer reaches from it"
+        )
+        self.basin_button.toggled.connect(self._basin_toggled)
+        self.basin_progress = QtWidgets.QProgressBar()
+        self.basin_progress.setVisible(False)
+        self.basin_progress.setMaximumHeight(14)
+        basin_row = QtWidgets.QHBoxLayout()
+        basin_row.addWidget(self.basin_button)
+        basin_row.addWidget(self.basin_progress, 1)
+        editor_scroll = QtWidgets.QScrollArea()
+        editor_scroll.setWidget(self.editor)
+        editor_scroll.setWidgetResizable(True)
+        editor_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        racers_box = QtWidgets.QGroupBox("Racers")
+        rl = QtWidgets.QVBoxLayout(racers_box)
+        rl.addWidget(self.table)
+        rl.addLayout(add)
+        rl.addWidget(editor_scroll, 1)
+        side = QtWidgets.QWidget()
+        sl = QtWidgets.QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.surface_panel)
+        sl.addWidget(self.transport)
+        sl.addLayout(basin_row)
+        sl.addWidget(racers_box, 1)
+        side.setMinimumWidth(430)
+        left = QtWidgets.QWidget()
+        ll = QtWidgets.QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.view, 1)
+        ll.addWidget(self.caption)
+        loss_box = QtWidgets.QWidget()
+        lb = QtWidgets.QVBoxLayout(loss_box)
+        lb.setContentsMargins(0, 0, 0, 0)
+        lb.addWidget(self.loss, 1)
+        lb.addWidget(self.log_y)
+        bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        bottom.addWidget(loss_box)
+        bottom.addWidget(self.explain)
+        bottom.setSizes([500, 500])
+        vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        vsplit.addWidget(left)
+        vsplit.addWidget(bottom)
+        vsplit.setSizes([640, 260])
+        hsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        hsplit.addWidget(vsplit)
+        hsplit.addWidget(side)
+        hsplit.setStretchFactor(0, 3)
+        hsplit.setStretchFactor(1, 1)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(hsplit)
+
+    # --- reactions to the model -------------------------------------------------------------
+
+    def _surface_changed(self) -> None:
+        self._cancel_basins()
+        self.basin_button.setChecked(False)
+        self.view.set_surface(self.c.surface)
+        self.surface_panel.sync()
+        s = self.c.surface
+        self.caption.setText(
+            f"<b>{s.name}</b>: {s.formula} &nbsp;&mdash;&nbsp; <i>{self.c.caption}</i>"
+        )
+        self._set_log(self.log_y.isChecked())
+
+    def _sync_items(self) -> None:
+        colours = self.c.colours()
+        self.view.set_racers(colours, [s.label for s in self.c.specs])
+        self.loss.set_racers(colours)
+
+    def _racers_changed(self) -> None:
+        self._sync_items()
+        self.table.rebuild()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.view.set_start(*self.c.start)
+        self._draw()
+        self._refresh_figures(force=True)
+
+    def _stepped(self) -> None:
+        self._draw()
+        self._refresh_figures()
+
+    def _draw(self) -> None:
+        race = self.c.race
+        if len(self.view.paths) != race.n_racers:  # a session or preset changed the racers
+            self._sync_items()
+        draw_race(self.view, race, self.c.colours())
+        loss = race.history.get("loss")
+        steps = race.history.recorded_steps()
+        self.loss.update_curves(
+            steps, [loss[:, r, 0] for r in range(race.n_racers)], [s.enabled for s in race.specs]
+        )
+        self.transport.sync()
+
+    def _refresh_figures(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_figures < FIGURES_EVERY:
+            return
+        self._last_figures = now
+        self.table.refresh_figures()
+        self._refresh_explanation()
+
+    def _refresh_explanation(self) -> None:
+        r = self.selected()
+        if r < 0 or r >= self.c.race.n_racers:
+            self.view.show_arrows(None, {})
+            return
+        e = explain_last_step(self.c.race, r)
+        self.explain.show_explanation(self.c.specs[r].label, e)
+        if e is None or not self.explain.enabled.isChecked():
+            self.view.show_arrows(None, {})
+            return
+        self.view.show_arrows(
+            e.pos_before,
+            {
+                "grad": -e.grad,
+                "update": e.update,
+                "velocity": -e.velocity if e.velocity is not None else None,
+            },
+        )
+
+    def selected(self) -> int:
+        return self.table.currentRow()
+
+    def _selection_changed(self) -> None:
+        self.editor.show_racer(self.selected())
+        self._refresh_explanation()
+
+    def _start_requested(self, x: float, y: float) -> None:
+        self.c.set_start(x, y)
+        self.message.emit(f"Start moved to ({x:.3g}, {y:.3g})")
+
+    def _set_log(self, on: bool) -> None:
+        f_star = self.c.surface.global_min_value
+        self.loss.set_log(on, f_star)
+        self._draw()
+
+    # --- presets and sessions ---------------------------------------------------------------
+
+    def load_preset(self, name: str) -> None:
+        session = load_preset(name)
+        self.c.apply_session(session)
+        self.message.emit(f"Preset: {session.name}")
+
+    # --- basin map --------------------------------------------------------------------------
+
+    def _basin_toggled(self, on: bool) -> None:
+        if not on:
+            self._cancel_basins()
+            self.view.show_basins(None)
+            self.basin_rgba = None
+            return
+        r = max(0, self.selected())
+        spec = self.c.specs[r]
+        surface = self.c.surface
+        self.basin_progress.setVisible(True)
+        self.basin_progress.setValue(0)
+        self.basin_button.setText("Cancel basin map")
+        job = Job(lambda: basin_map(surface, spec, resolution=128, steps=500), self)
+        job.item.connect(self._basin_item)
+        job.failed.connect(lambda msg: self.message.emit(f"Basin map failed: {msg}"))
+        job.finished.connect(self._basin_finished)
+        self.basin_job = job
+        job.start()
+        self.message.emit(f"Computing the basin map of {spec.label} (128 x 128 starts)...")
+
+    def _basin_item(self, item) -> None:
+        if isinstance(item, BasinProgress):
+            self.basin_progress.setValue(int(100 * item.steps_done / item.steps_total))
+        elif isinstance(item, BasinMap):
+            self.basin_rgba = basin_rgba(item)
+            self.view.show_basins(self.basin_rgba)
+            n = len(item.minima)
+            kind = "clusters of end points" if item.found else "known minima"
+            self.message.emit(f"Basin map: {n} {kind}; grey = far from all, black = diverged")
+
+    def _basin_finished(self, completed: bool) -> None:
+        self.basin_progress.setVisible(False)
+        self.basin_button.blockSignals(True)
+        self.basin_button.setText("Basin map")
+        self.basin_button.setChecked(completed and self.basin_rgba is not None)
+        self.basin_button.blockSignals(False)
+        if not completed:
+            self.message.emit("Basin map cancelled")
+        self.basin_job = None
+
+    def _cancel_basins(self) -> None:
+        if self.basin_job is not None:
+            self.basin_job.stop()
+            self.basin_job = None
+        self.basin_progress.setVisible(False)
+
+    def shutdown(self) -> None:
+        """Stop the timer and every thread (the window is closing)."""
+        self.c.pause()
+        self._cancel_basins()
+
+
+def basin_rgba(m: BasinMap) -> np.ndarray:
+    """(N, N, 4) uint8: a colour per minimum, grey for far-from-all, black for diverged."""
+    rgba = np.zeros((*m.labels.shape, 4), dtype=np.uint8)
+    for i in range(len(m.minima)):
+        colour = QtGui.QColor(BASIN_COLOURS[i % len(BASIN_COLOURS)])
+        rgba[m.labels == i] = (colour.red(), colour.green(), colour.blue(), 255)
+    rgba[m.labels == UNDECIDED] = (128, 128, 128, 255)
+    rgba[m.labels == DIVERGED] = (0, 0, 0, 255)
+    return rgba

@@ -1,0 +1,224 @@
+"""``losslab race``: run a race headless and write PNG, SVG, GIF, JSON or CSV.
+
+Renders with the same SurfaceView as the window, on Qt's offscreen platform, so no display is
+needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from core.optimizers import OptimizerSpec, get_optimizer, parse_value
+from core.race import Race, RacerSpec
+from core.session import RaceSession, SessionError, SurfaceChoice, load_preset, load_session
+from core.surfaces import CATALOGUE
+
+FORMATS = (".png", ".svg", ".gif", ".json", ".csv")
+PALETTE = [
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#fabed4",
+    "#dcbeff",
+]
+RACER_OPTIONS = {"noise", "seed", "clip", "clip_value", "label"}
+
+
+def add_race_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "race",
+        help="run an optimizer race headless and render it",
+        description="Run a race and write pictures, an animation or data. "
+        "Start from a preset or a session, then override.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a preset name (see --list-presets)")
+    src.add_argument("--session", metavar="FILE", help="a race session saved by the app")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    p.add_argument("--surface", choices=sorted(CATALOGUE), help="a catalogue surface")
+    p.add_argument("--formula", help="a surface formula in x and y, e.g. 'x**2 + 3*y**2'")
+    p.add_argument("--bounds", default="-3,3,-3,3", help="formula plot bounds: xmin,xmax,ymin,ymax")
+    p.add_argument(
+        "--racer",
+        action="append",
+        metavar="OPT:KEY=VALUE,...",
+        help="e.g. adam:lr=0.01 or sgd:lr=1e-3,momentum=0.9,noise=0.5 (repeatable; "
+        "replaces the preset's racers)",
+    )
+    p.add_argument(
+        "--start", metavar="X,Y", help="start point; write --start=-1,2 for a negative x"
+    )
+    p.add_argument("--steps", type=int, default=300, help="steps to run (default 300)")
+    p.add_argument(
+        "--out",
+        action="append",
+        required=False,
+        metavar="FILE",
+        help="output: .png .svg .gif .json .csv (repeatable)",
+    )
+    p.add_argument("--size", default="1600x1200", help="picture size, e.g. 1600x1200")
+    p.add_argument("--frames", type=int, default=120, help="GIF frames (default 120)")
+    p.add_argument("--theme", choices=("dark", "light"), default="dark")
+    p.set_defaults(handler=run_race, parser=p)
+
+
+def parse_racer(text: str, index: int) -> RacerSpec:
+    name, _, rest = text.partition(":")
+    info = get_optimizer(name.strip())
+    hyper, opts = {}, {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"racer option {item!r} must look like KEY=VALUE")
+        key = key.strip()
+        if key in RACER_OPTIONS:
+            opts[key] = value.strip()
+        else:
+            hyper[key] = parse_value(info.param(key), value)
+    spec = RacerSpec(
+        OptimizerSpec(info.key, hyper),
+        clip=opts.get("clip", "none"),
+        clip_value=float(opts.get("clip_value", 1.0)),
+        noise=float(opts.get("noise", 0.0)),
+        seed=int(opts.get("seed", 0)),
+        name=opts.get("label", ""),
+        color=PALETTE[index % len(PALETTE)],
+    )
+    spec.validate()
+    return spec
+
+
+def build_session(args: argparse.Namespace) -> RaceSession:
+    if args.preset:
+        session = load_preset(args.preset)
+    elif args.session:
+        session = load_session(args.session)
+    else:
+        session = RaceSession(SurfaceChoice("rosenbrock"), None, (), 1)
+    choice = session.surface
+    if args.surface:
+        choice = SurfaceChoice(args.surface)
+    if args.formula:
+        bounds = tuple(float(v) for v in args.bounds.split(","))
+        if len(bounds) != 4:
+            raise ValueError("--bounds needs four numbers: xmin,xmax,ymin,ymax")
+        choice = SurfaceChoice("formula", args.formula, bounds)
+    racers = session.racers
+    if args.racer:
+        racers = tuple(parse_racer(t, i) for i, t in enumerate(args.racer))
+    if not racers:
+        raise ValueError("no racers: give --preset, --session or at least one --racer")
+    start = session.start if choice == session.surface else None
+    if args.start:
+        parts = [float(v) for v in args.start.split(",")]
+        if len(parts) != 2:
+            raise ValueError("--start needs X,Y")
+        start = (parts[0], parts[1])
+    return RaceSession(choice, start, racers, session.speed, 0, session.caption, session.name)
+
+
+def run_race(args: argparse.Namespace) -> int:
+    if args.list_presets:
+        from core.session import preset_names
+
+        for name in preset_names():
+            s = load_preset(name)
+            print(f"{name:26s} {s.name}: {s.caption}")
+        return 0
+    if not args.out:
+        args.parser.error("--out is required (a .png, .svg, .gif, .json or .csv file)")
+    for out in args.out:
+        if Path(out).suffix.lower() not in FORMATS:
+            args.parser.error(f"--out {out}: unknown format; use one of {', '.join(FORMATS)}")
+    if not 1 <= args.steps <= 1_000_000:
+        args.parser.error("--steps must be 1 .. 1000000")
+    if not 2 <= args.frames <= 1000:
+        args.parser.error("--frames must be 2 .. 1000")
+    try:
+        from app.main_window import parse_size
+
+        size = parse_size(args.size)
+        session = build_session(args)
+        surface = session.surface.build()
+    except (ValueError, SessionError) as exc:
+        args.parser.error(str(exc))
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
+    from app import export
+    from app.race.render import OffscreenView
+
+    colours = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(session.racers)]
+    race = Race(surface, session.racers, starts=session.start or surface.start)
+    view = None
+    try:
+        for out in args.out:
+            suffix = Path(out).suffix.lower()
+            if suffix == ".gif":
+                gif_race = Race(surface, session.racers, starts=race.starts[0])
+                view = view or OffscreenView(*_gif_size(size), dark=args.theme == "dark")
+                frames = _gif_frames(view, gif_race, colours, args)
+                export.atomic_write(out, export.gif_bytes(frames))
+            else:
+                if race.step_count == 0:
+                    race.step(args.steps)
+                if suffix == ".json":
+                    export.atomic_write(out, export.json_bytes(race, session.to_dict()))
+                elif suffix == ".csv":
+                    export.atomic_write(out, export.csv_bytes(race))
+                else:
+                    v = OffscreenView(*size, dark=args.theme == "dark")
+                    v.show_race(race, colours)
+                    data = v.svg() if suffix == ".svg" else export.qimage_png(v.image())
+                    v.close()
+                    export.atomic_write(out, data)
+            print(f"wrote {out}")
+    except export.ExportError as exc:
+        print(f"losslab race: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if view is not None:
+            view.close()
+        app.processEvents()
+    return 0
+
+
+def _gif_size(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = size
+    scale = min(1.0, 800 / w)  # GIFs stay small: at most 800 px wide
+    return int(w * scale), int(h * scale)
+
+
+def _gif_frames(view, race: Race, colours, args):
+    from app import export
+
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.frames, unit="frame", desc="GIF")
+
+    def step_and_grab(n: int):
+        race.step(n)
+        view.show_race(race, colours)
+        return view.image()
+
+    def progress(i, n):
+        if bar is not None:
+            bar.total = n
+            bar.update(i - bar.n)
+
+    try:
+        return export.render_frames(step_and_grab, args.steps, args.frames, progress)
+    finally:
+        if bar is not None:
+            bar.close()

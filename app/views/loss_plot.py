@@ -1,0 +1,47 @@
+"""Loss against step for every racer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+
+class LossPlot(pg.PlotWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setLabel("bottom", "step")
+        self.setLabel("left", "loss")
+        self.showGrid(x=True, y=True, alpha=0.2)
+        self.setMenuEnabled(False)
+        self.curves: list[pg.PlotDataItem] = []
+        self.offset = 0.0  # subtracted in log mode: the known minimum value
+        self.log = False
+        self.setXRange(0, 100)
+        self.enableAutoRange(x=True, y=True)
+
+    def set_racers(self, colours: list[str]) -> None:
+        while len(self.curves) < len(colours):
+            self.curves.append(self.plot(connect="finite"))
+        while len(self.curves) > len(colours):
+            self.removeItem(self.curves.pop())
+        for c, colour in zip(self.curves, colours, strict=True):
+            c.setPen(pg.mkPen(colour, width=2))
+
+    def set_log(self, on: bool, offset: float | None) -> None:
+        self.log = on
+        self.offset = offset or 0.0
+        self.setLogMode(y=on)
+        label = "loss"
+        if on:
+            label = "loss - f*" if offset is not None else "loss (positive part)"
+        self.setLabel("left", label)
+
+    def update_curves(self, steps: np.ndarray, losses: list[np.ndarray], enabled: list[bool]):
+        for c, loss, on in zip(self.curves, losses, enabled, strict=True):
+            c.setVisible(on)
+            if not on:
+                continue
+            y = loss - self.offset if self.log else loss
+            if self.log:
+                y = np.where(y > 0, y, np.nan)
+            c.setData(steps, y)
