@@ -44,8 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COORDINATE_OPTIONS = ("--start", "--bounds")
+
+
+def _join_coordinates(argv: list[str]) -> list[str]:
+    """``--start -1,2`` means ``--start=-1,2``: argparse alone would read -1,2 as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in COORDINATE_OPTIONS and i + 1 < len(argv) and argv[i + 1][:1] == "-":
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_join_coordinates(argv))
     if args.command is not None:
         return args.handler(args)
     return run_gui(args)

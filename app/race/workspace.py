@@ -52,6 +52,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.log_y.toggled.connect(lambda on: self._set_log(on))
         self._build_layout()
         self.basin_job: Job | None = None
+        self._finished_jobs: list[Job] = []
         self.basin_rgba: np.ndarray | None = None
         self._last_figures = 0.0
         c = self.c
@@ -253,14 +254,20 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.basin_progress.setValue(0)
         self.basin_button.setText("Cancel basin map")
         job = Job(lambda: basin_map(surface, spec, resolution=128, steps=500), self)
-        job.item.connect(self._basin_item)
-        job.failed.connect(lambda msg: self.message.emit(f"Basin map failed: {msg}"))
-        job.finished.connect(self._basin_finished)
+        # Signals of a job that was cancelled can still be queued: each handler checks that
+        # its job is the current one.
+        job.item.connect(lambda item, j=job: self._basin_item(j, item))
+        job.failed.connect(
+            lambda msg, j=job: j is self.basin_job and self.message.emit(f"Basin map failed: {msg}")
+        )
+        job.finished.connect(lambda ok, j=job: self._basin_finished(j, ok))
         self.basin_job = job
         job.start()
         self.message.emit(f"Computing the basin map of {spec.label} (128 x 128 starts)...")
 
-    def _basin_item(self, item) -> None:
+    def _basin_item(self, job: Job, item) -> None:
+        if job is not self.basin_job:
+            return
         if isinstance(item, BasinProgress):
             self.basin_progress.setValue(int(100 * item.steps_done / item.steps_total))
         elif isinstance(item, BasinMap):
@@ -270,21 +277,27 @@ class RaceWorkspace(QtWidgets.QWidget):
             kind = "clusters of end points" if item.found else "known minima"
             self.message.emit(f"Basin map: {n} {kind}; grey = far from all, black = diverged")
 
-    def _basin_finished(self, completed: bool) -> None:
+    def _basin_finished(self, job: Job, completed: bool) -> None:
+        if job is not self.basin_job:
+            return
         self.basin_progress.setVisible(False)
         self.basin_button.blockSignals(True)
         self.basin_button.setText("Basin map")
         self.basin_button.setChecked(completed and self.basin_rgba is not None)
         self.basin_button.blockSignals(False)
-        if not completed:
-            self.message.emit("Basin map cancelled")
         self.basin_job = None
 
     def _cancel_basins(self) -> None:
-        if self.basin_job is not None:
-            self.basin_job.stop()
-            self.basin_job = None
+        job, self.basin_job = self.basin_job, None
+        if job is not None:
+            job.stop()
+            # keep the object alive until Qt has delivered what was queued for it
+            self._finished_jobs = [j for j in self._finished_jobs if j.running()] + [job]
+            self.message.emit("Basin map cancelled")
         self.basin_progress.setVisible(False)
+        self.basin_button.blockSignals(True)
+        self.basin_button.setText("Basin map")
+        self.basin_button.blockSignals(False)
 
     def shutdown(self) -> None:
         """Stop the timer and every thread (the window is closing)."""

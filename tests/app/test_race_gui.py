@@ -1,0 +1,245 @@
+"""The Race workspace, driven the way a user drives it (offscreen)."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6 import QtCore, QtWidgets
+from PySide6.QtTest import QTest
+
+from core.session import preset_names
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+
+    def fake(parent, title, text, *args, **kwargs):
+        seen.append((title, text))
+        return QtWidgets.QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", fake)
+    return seen
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, warnings):
+    from app.main_window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, restore=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.race.shutdown()
+
+
+def test_play_pause_step_reset(window, qtbot):
+    c = window.race.c
+    with qtbot.waitSignal(c.stepped, timeout=2000):
+        window.race.transport.step.click()
+    assert c.race.step_count == 1
+    window.race.transport.play.click()
+    assert c.playing and window.race.transport.play.text() == "Pause"
+    qtbot.waitUntil(lambda: c.race.step_count >= 20, timeout=5000)
+    window.race.transport.play.click()
+    assert not c.playing
+    n = c.race.step_count
+    qtbot.wait(100)
+    assert c.race.step_count == n  # paused means paused
+    assert window.race.transport.counter.text() == f"step {n}"
+    window.race.transport.reset.click()
+    assert c.race.step_count == 0
+    # the views follow the model: one path per racer, the loss plot has the points
+    assert len(window.race.view.paths) == len(c.specs)
+
+
+def test_keyboard_shortcuts(window, qtbot):
+    c = window.race.c
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=2000)
+    window.race.view.setFocus()
+    QTest.keyClick(window, QtCore.Qt.Key.Key_Right)
+    QTest.keyClick(window, QtCore.Qt.Key.Key_Right)
+    assert c.race.step_count == 2
+    QTest.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert c.playing
+    QTest.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert not c.playing
+    QTest.keyClick(window, QtCore.Qt.Key.Key_R)
+    assert c.race.step_count == 0
+
+
+def test_learning_rate_change_mid_race_changes_the_path(window):
+    c = window.race.c
+    c.step(30)
+    before = c.race.trajectory(0).pos.copy()
+    editor = window.race.editor
+    editor.show_racer(0)
+    lr_edit = editor.form.itemAt(2, QtWidgets.QFormLayout.ItemRole.FieldRole).widget()
+    lr_edit.text.setText("0.0005")
+    lr_edit.text.editingFinished.emit()
+    assert c.race.lr(0) == pytest.approx(0.0005)
+    assert c.race.step_count == 30  # live: no restart
+    c.step(30)
+    after = c.race.trajectory(0).pos
+    np.testing.assert_array_equal(after[:31], before)  # the past is kept
+    reference = window.race.c.race.__class__(c.surface, [c.specs[0]], starts=c.start)
+    reference.set_hyper(0, "lr", 1e-3)
+    reference.step(60)
+    assert not np.allclose(after[-1], reference.positions[0, 0])
+    # a bad value is refused with a message, and nothing changes
+    lr_edit.text.setText("500")
+    lr_edit.text.editingFinished.emit()
+    assert "Invalid lr" in editor.error.text()
+    assert c.race.lr(0) == pytest.approx(0.0005)
+
+
+def test_click_sets_the_start(window, qtbot):
+    view = window.race.view
+    c = window.race.c
+    c.step(5)
+    scene_pos = view.plot.vb.mapViewToScene(QtCore.QPointF(0.5, 1.5))
+    widget_pos = view.mapFromScene(scene_pos)
+    QTest.mouseClick(view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=widget_pos)
+    qtbot.waitUntil(lambda: c.race.step_count == 0, timeout=2000)
+    assert c.start == pytest.approx((0.5, 1.5), abs=0.05)
+    assert c.race.positions[0, 0] == pytest.approx(c.start)
+
+
+def test_bad_formula_shows_the_error_and_keeps_the_surface(window):
+    panel = window.race.surface_panel
+    before = window.race.c.surface
+    panel.formula.setText("x + z")
+    panel._apply_formula()
+    assert "unknown name 'z' at column 5" in panel.error.text()
+    assert window.race.c.surface is before
+    panel.formula.setText("x**2 + 3*y**2")
+    panel.bounds.setText("-2, 2, -1, 1")
+    panel._apply_formula()
+    assert panel.error.text() == ""
+    assert window.race.c.surface.key == "formula"
+    assert window.race.c.surface.bounds == (-2.0, 2.0, -1.0, 1.0)
+    panel.bounds.setText("1, 2, 3")
+    panel._apply_formula()
+    assert "four numbers" in panel.error.text()
+
+
+def test_exports_write_valid_files(window, tmp_path, warnings):
+    window.race.c.step(40)
+    png, svg, win, gif = (tmp_path / n for n in ("s.png", "s.svg", "w.png", "r.gif"))
+    window.export_surface_png(str(png), (1600, 1200))
+    with Image.open(png) as im:
+        assert im.size == (1600, 1200)
+        small = np.asarray(im.convert("RGB").resize((64, 48))).reshape(-1, 3)
+        assert len(np.unique(small, axis=0)) > 50  # a real picture, not a blank
+    window.export_surface_svg(str(svg))
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg") and len(list(root.iter())) > 50
+    window.export_window_png(str(win))
+    with Image.open(win) as im:
+        assert im.size[0] >= 800
+    window.export_gif(str(gif), frames=30, size=(400, 300))
+    with Image.open(gif) as im:
+        # Pillow merges identical consecutive frames into one longer frame
+        assert 20 <= im.n_frames <= 30 and im.size == (400, 300)
+    window.export_csv(str(tmp_path / "t.csv"))
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[0] == "racer,start,step,x,y,loss,lr" and len(lines) == 1 + 3 * 41
+    window.export_json(str(tmp_path / "t.json"))
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert len(doc["racers"]) == 3 and len(doc["racers"][0]["x"]) == 41
+    # an unwritable path: a message, no crash, no file
+    assert not window._guarded(window.export_surface_png, str(tmp_path / "no" / "x.png"))
+    assert warnings and "does not exist" in warnings[-1][1]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_session_round_trip_and_a_corrupt_file(window, tmp_path, warnings):
+    c = window.race.c
+    window.race.load_preset("saddle_noise")
+    c.step(25)
+    path = tmp_path / "race.json"
+    assert window.save_session(str(path))
+    c.set_surface(c.choice.__class__("beale"))
+    assert window.open_session(str(path))
+    assert c.surface.key == "saddle" and c.race.step_count == 25
+    assert [s.name for s in c.specs][1] == "SGD + gradient noise"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "losslab-race-session-1", "surface": {"key": "nope"}}')
+    assert not window.open_session(str(bad))
+    assert "unknown surface" in warnings[-1][1]
+    assert c.surface.key == "saddle" and c.race.step_count == 25  # nothing changed
+
+
+def test_basin_map_runs_and_can_be_cancelled(window, qtbot):
+    ws = window.race
+    ws.c.set_surface(ws.c.choice.__class__("himmelblau"))
+    ws.basin_button.setChecked(True)
+    job = ws.basin_job
+    assert job is not None and job.running()
+    ws.basin_button.setChecked(False)  # cancel
+    assert not job.thread.isRunning()
+    assert ws.basin_job is None and ws.basin_rgba is None
+    ws.basin_button.setChecked(True)
+    qtbot.waitUntil(lambda: ws.basin_job is None, timeout=60_000)
+    assert ws.basin_rgba is not None and ws.basin_rgba.shape == (128, 128, 4)
+    assert ws.basin_button.isChecked()
+
+
+def test_closing_with_a_worker_running_stops_its_thread(qtbot, tmp_path):
+    from app.main_window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, restore=False)
+    w.show()
+    w.race.basin_button.setChecked(True)
+    thread = w.race.basin_job.thread
+    assert thread.isRunning()
+    w.close()
+    assert not thread.isRunning()
+
+
+def test_settings_remember_the_last_session(qtbot, tmp_path):
+    from app.main_window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, restore=False)
+    w.race.load_preset("momentum_overshoot")
+    w.race.c.step(12)
+    w.close()
+    again = MainWindow(settings=settings, restore=True)
+    qtbot.addWidget(again)
+    assert again.race.c.surface.key == "ill_conditioned"
+    assert again.race.c.race.step_count == 12
+    again.race.shutdown()
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_and_runs(window, name):
+    window.race.load_preset(name)
+    window.race.c.step(50)
+    assert window.race.caption.text()
+    assert window.race.table.rowCount() == len(window.race.c.specs)
+
+
+def test_racers_can_be_added_removed_and_retyped(window):
+    c = window.race.c
+    n = len(c.specs)
+    c.add_racer("rprop")
+    assert len(c.specs) == n + 1 and window.race.table.rowCount() == n + 1
+    c.set_optimizer(0, "nadam")
+    assert c.specs[0].optimizer.name == "nadam"
+    c.step(3)
+    c.remove_racer(0)
+    assert len(c.specs) == n and c.race.step_count == 0
+
+
+def test_theme_switch(window):
+    window.set_theme("dark")
+    assert window.dark
+    window.set_theme("light")
+    assert not window.dark
