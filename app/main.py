@@ -7,12 +7,16 @@ subcommands start fast and work without a display.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
 from core import __version__
 
+SUBCOMMANDS = ("train", "race")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(with_subcommands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="losslab",
         description="See how loss functions and optimizers really behave, on real PyTorch.",
@@ -33,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--basins", action="store_true", help="compute the basin map of the first racer at start"
     )
+    if not with_subcommands:  # the GUI path: no torch-importing catalogues, a fast start
+        return parser
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", help="headless work; without one, the desktop app opens"
     )
@@ -63,7 +69,10 @@ def _join_coordinates(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(_join_coordinates(argv))
+    full = any(a in SUBCOMMANDS or a in ("-h", "--help") for a in argv)
+    args = build_parser(with_subcommands=full).parse_args(_join_coordinates(argv))
+    if not full:
+        args.command = None
     if args.command is not None:
         return args.handler(args)
     return run_gui(args)
@@ -77,30 +86,47 @@ def run_gui(args: argparse.Namespace) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     from app.main_window import MainWindow  # after the QApplication: pyqtgraph wants one
 
-    window = MainWindow(restore=not (args.preset or args.session))
+    report = bool(os.environ.get("LOSSLAB_REPORT_STARTUP"))  # read by bench/gui.py
+    window = MainWindow(restore=not (args.preset or args.session), lazy=True)
     window.show()
-    if args.preset:
-        try:
-            window.race.load_preset(args.preset)
-        except ValueError as exc:
-            print(f"losslab: {exc}", file=sys.stderr)
-            return 2
-    if args.session and not window.open_session(args.session):
-        return 2
-    if args.steps:
-        window.race.c.step(args.steps)
-    if args.basins:
-        window.race.basin_button.setChecked(True)
+    if report:
+        window.firstPainted.connect(
+            lambda: print(f"painted-at {window.first_paint:.6f}", flush=True)
+        )
+    status = {"code": 0}
+
+    def when_ready() -> None:
+        if args.preset:
+            try:
+                window.race.load_preset(args.preset)
+            except ValueError as exc:
+                print(f"losslab: {exc}", file=sys.stderr)
+                status["code"] = 2
+                app.quit()
+                return
+        if args.session and not window.open_session(args.session):
+            status["code"] = 2
+        if args.steps:
+            window.race.c.step(args.steps)
+        if args.basins:
+            window.race.basin_button.setChecked(True)
+        if report:
+            QtCore.QTimer.singleShot(0, lambda: print(f"ready-at {time.time():.6f}", flush=True))
+
+    window.ready.connect(when_ready)
     if args.quit_after is not None:
 
         def finish() -> None:
-            job = window.race.basin_job
-            if job is not None and job.running():  # a screenshot of a basin map waits for it
-                QtCore.QTimer.singleShot(200, finish)
+            busy = not window.is_ready or (
+                window.race.basin_job is not None and window.race.basin_job.running()
+            )
+            if busy:  # a screenshot waits for the workspace (and a basin map) to be there
+                QtCore.QTimer.singleShot(100, finish)
                 return
             if args.screenshot and not window.grab().save(args.screenshot):
                 print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
             window.close()
 
         QtCore.QTimer.singleShot(max(0, args.quit_after), finish)
-    return app.exec()
+    code = app.exec()
+    return status["code"] or code

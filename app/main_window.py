@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app import export
-from app.race.render import OffscreenView
-from app.race.workspace import RaceWorkspace
 from app.theme import THEMES, apply_theme
 from core import __version__
-from core.race import Race
-from core.session import RaceSession, SessionError, load_session, save_session
+
+# Everything that imports torch is imported inside methods: with ``lazy=True`` the window
+# paints first and loads PyTorch (1.5 s, plus 1.5-2 s for torch._dynamo on the first
+# optimizer) right after, instead of showing nothing for three seconds.
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 _PLANNED = {
@@ -49,26 +49,74 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, settings: QtCore.QSettings | None = None, restore: bool = True) -> None:
+    """LossLab's main window.
+
+    ``lazy=True`` (the app) paints the window before loading PyTorch and builds the Race
+    workspace on the next turn of the event loop; ``ready`` fires then. ``lazy=False`` (tests,
+    exports) builds everything before returning.
+    """
+
+    ready = QtCore.Signal()
+    firstPainted = QtCore.Signal()
+
+    def __init__(
+        self, settings: QtCore.QSettings | None = None, restore: bool = True, lazy: bool = False
+    ) -> None:
         super().__init__()
         self.settings = settings or QtCore.QSettings()
+        self.race = None
+        self._restore_session = restore
         self.setWindowTitle(f"LossLab {__version__}")
         self.setWindowIcon(QtGui.QIcon(str(ASSETS / "icon.svg")))
-        self.race = RaceWorkspace()
-        self.race.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.race, "Race")
+        self.tabs.addTab(
+            self._placeholder("Race", "Loading PyTorch and the Race workspace..."), "Race"
+        )
         for name, text in _PLANNED.items():
             self.tabs.addTab(self._placeholder(name, text), name)
         self.setCentralWidget(self.tabs)
+        self.statusBar().showMessage("Loading PyTorch...")
+        self.resize(1440, 900)
+        geometry = self.settings.value("geometry") if restore else None
+        if isinstance(geometry, QtCore.QByteArray):
+            self.restoreGeometry(geometry)
+        theme = str(self.settings.value("theme", "system"))
+        self.theme = theme if theme in THEMES else "system"
+        self.dark = apply_theme(QtWidgets.QApplication.instance(), self.theme)
+        self._lazy = lazy
+        self.first_paint: float | None = None  # time.time() of the first paint
+        if not lazy:
+            self._build()
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        super().paintEvent(event)
+        if self.first_paint is None:
+            self.first_paint = time.time()
+            self.firstPainted.emit()
+            if self._lazy:  # the window is on screen: now load PyTorch and the workspace
+                QtCore.QTimer.singleShot(0, self._build)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.race is not None
+
+    def _build(self) -> None:
+        from app.race.workspace import RaceWorkspace
+
+        self.race = RaceWorkspace()
+        self.race.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        old = self.tabs.widget(0)
+        self.tabs.removeTab(0)
+        old.deleteLater()
+        self.tabs.insertTab(0, self.race, "Race")
+        self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage("Click the surface to set the start; Space plays the race")
         self._menus()
-        self.resize(1440, 900)
-        theme = str(self.settings.value("theme", "system"))
-        self.set_theme(theme if theme in THEMES else "system")
-        if restore:
+        self.set_theme(self.theme)
+        if self._restore_session:
             self._restore()
+        self.ready.emit()
 
     # --- menus --------------------------------------------------------------------------
 
@@ -141,9 +189,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_theme(self, theme: str) -> None:
         app = QtWidgets.QApplication.instance()
+        self.theme = theme
         self.dark = apply_theme(app, theme)
         self.race.view.set_theme(self.dark)
-        self.race.loss.setBackground("#1e1f22" if self.dark else "w")
+        self.race.loss.set_theme(self.dark)
         self.settings.setValue("theme", theme)
         self.theme_actions[theme].setChecked(True)
 
@@ -162,9 +211,8 @@ class MainWindow(QtWidgets.QMainWindow):
     # --- settings -----------------------------------------------------------------------
 
     def _restore(self) -> None:
-        geometry = self.settings.value("geometry")
-        if isinstance(geometry, QtCore.QByteArray):
-            self.restoreGeometry(geometry)
+        from core.session import RaceSession, SessionError
+
         text = self.settings.value("last_session")
         if text:
             try:
@@ -173,15 +221,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.statusBar().showMessage("The last session could not be restored", 6000)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        self.race.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("last_session", json.dumps(self.race.c.session().to_dict()))
+        if self.race is not None:
+            self.race.shutdown()
+            self.settings.setValue("last_session", json.dumps(self.race.c.session().to_dict()))
         self.settings.sync()
         super().closeEvent(event)
 
     # --- sessions -----------------------------------------------------------------------
 
     def open_session(self, path: str) -> bool:
+        from core.session import SessionError, load_session
+
         try:
             session = load_session(path)
             self.race.c.apply_session(session)
@@ -192,6 +243,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def save_session(self, path: str) -> bool:
+        from core.session import save_session
+
         try:
             save_session(path, self.race.c.session())
         except OSError as exc:
@@ -235,6 +288,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._export_dialog("PNG (*.png)", ".png", self.export_surface_png, size)
 
     def _guarded(self, write, *args) -> bool:
+        from app import export
+
         try:
             write(*args)
         except export.ExportError as exc:
@@ -243,12 +298,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Exported {args[0]}", 6000)
         return True
 
-    def _offscreen(self, size: tuple[int, int]) -> OffscreenView:
+    def _offscreen(self, size: tuple[int, int]):
+        from app.race.render import OffscreenView
+
         view = OffscreenView(*size, dark=self.dark)
         view.show_race(self.race.c.race, self.race.c.colours(), self.race.basin_rgba)
         return view
 
     def export_surface_png(self, path: str, size: tuple[int, int] = (1600, 1200)) -> None:
+        from app import export
+
         view = self._offscreen(size)
         try:
             export.write_png(path, view.image())
@@ -256,6 +315,8 @@ class MainWindow(QtWidgets.QMainWindow):
             view.close()
 
     def export_surface_svg(self, path: str) -> None:
+        from app import export
+
         view = self._offscreen((1200, 900))
         try:
             export.atomic_write(path, view.svg())
@@ -263,9 +324,15 @@ class MainWindow(QtWidgets.QMainWindow):
             view.close()
 
     def export_window_png(self, path: str) -> None:
+        from app import export
+
         export.write_png(path, self.grab().toImage())
 
     def export_gif(self, path: str, frames: int = 120, size=(800, 600)) -> None:
+        from app import export
+        from app.race.render import OffscreenView
+        from core.race import Race
+
         c = self.race.c
         total = c.race.step_count or min(300, c.max_steps)
         replay = Race(c.surface, c.specs, starts=c.start)
@@ -290,9 +357,13 @@ class MainWindow(QtWidgets.QMainWindow):
             view.close()
 
     def export_csv(self, path: str) -> None:
+        from app import export
+
         export.atomic_write(path, export.csv_bytes(self.race.c.race))
 
     def export_json(self, path: str) -> None:
+        from app import export
+
         export.atomic_write(
             path, export.json_bytes(self.race.c.race, self.race.c.session().to_dict())
         )

@@ -124,7 +124,9 @@ class TransportBar(QtWidgets.QWidget):
         self.limit.setPrefix("stop at ")
         self.limit.valueChanged.connect(lambda v: setattr(controller, "max_steps", int(v)))
         self.counter = QtWidgets.QLabel("step 0")
-        self.counter.setMinimumWidth(80)
+        # A fixed width: a label whose size hint changes re-lays out the whole panel, and this
+        # one changes every frame.
+        self.counter.setFixedWidth(96)
         lay = QtWidgets.QGridLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.play, 0, 0)

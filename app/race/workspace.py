@@ -18,7 +18,7 @@ from core.basins import DIVERGED, UNDECIDED, BasinMap, BasinProgress, basin_map
 from core.explain import explain_last_step
 from core.session import load_preset
 
-FIGURES_EVERY = 0.12  # seconds between table/explanation refreshes while playing
+FIGURES_EVERY = 0.1  # seconds between loss plot/table/explanation refreshes while playing
 BASIN_COLOURS = [
     "#e6194b",
     "#3cb44b",
@@ -55,6 +55,9 @@ class RaceWorkspace(QtWidgets.QWidget):
         self._finished_jobs: list[Job] = []
         self.basin_rgba: np.ndarray | None = None
         self._last_figures = 0.0
+        self._figures_timer = QtCore.QTimer(self)
+        self._figures_timer.setSingleShot(True)
+        self._figures_timer.timeout.connect(lambda: self._refresh_figures(force=True))
         c = self.c
         c.surfaceChanged.connect(self._surface_changed)
         c.racersChanged.connect(self._racers_changed)
@@ -179,21 +182,36 @@ class RaceWorkspace(QtWidgets.QWidget):
 
     def _draw(self) -> None:
         race = self.c.race
-        if len(self.view.paths) != race.n_racers:  # a session or preset changed the racers
-            self._sync_items()
+        self._ensure_items()
         draw_race(self.view, race, self.c.colours())
+
+    def _ensure_items(self) -> None:
+        """A session or preset may change surface and racers at once: sync before drawing."""
+        n = self.c.race.n_racers
+        if len(self.view.paths) != n or len(self.loss.curves) != n:
+            self._sync_items()
+
+    def _draw_loss(self) -> None:
+        race = self.c.race
+        self._ensure_items()
         loss = race.history.get("loss")
         steps = race.history.recorded_steps()
         self.loss.update_curves(
             steps, [loss[:, r, 0] for r in range(race.n_racers)], [s.enabled for s in race.specs]
         )
-        self.transport.sync()
 
     def _refresh_figures(self, force: bool = False) -> None:
+        """Throttled to FIGURES_EVERY, with a trailing refresh so the last state always shows."""
         now = time.monotonic()
-        if not force and now - self._last_figures < FIGURES_EVERY:
+        wait = FIGURES_EVERY - (now - self._last_figures)
+        if not force and wait > 0:
+            if not self._figures_timer.isActive():
+                self._figures_timer.start(max(1, int(wait * 1000)))
             return
+        self._figures_timer.stop()
         self._last_figures = now
+        self.transport.sync()
+        self._draw_loss()
         self.table.refresh_figures()
         self._refresh_explanation()
 
@@ -230,7 +248,7 @@ class RaceWorkspace(QtWidgets.QWidget):
     def _set_log(self, on: bool) -> None:
         f_star = self.c.surface.global_min_value
         self.loss.set_log(on, f_star)
-        self._draw()
+        self._draw_loss()
 
     # --- presets and sessions ---------------------------------------------------------------
 

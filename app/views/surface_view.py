@@ -8,11 +8,12 @@ import contourpy
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.surfaces import Surface
 
 N_CONTOURS = 14
+CONTOUR_COLOUR = "#c8ccd2"
 ARROWS = {  # name -> (colour, label)
     "grad": ("#ff5a5a", "-gradient"),
     "update": ("#ffffff", "actual step"),
@@ -71,6 +72,11 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         )
         self.contours.setZValue(-10)
         self.plot.addItem(self.contours)
+        # The heatmap and contours change only with the surface or the zoom: cache them as
+        # pixmaps in device coordinates instead of rescaling/re-stroking them every frame.
+        cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+        for item in (self.image, self.contours):
+            item.setCacheMode(cache)
         self.bar = pg.ColorBarItem(
             colorMap=pg.colormap.get("viridis"), interactive=False, width=18, colorMapMenu=False
         )
@@ -112,7 +118,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._clicked)
         self.scene().sigMouseMoved.connect(self._moved)
         self._colours: list[str] = []
-        self._diverged: list[bool] = []
+        self._brushes: dict[str, QtGui.QBrush] = {}
 
     # --- the surface ---------------------------------------------------------------------
 
@@ -159,7 +165,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
     def set_racers(self, colours: list[str], names: list[str] | None = None) -> None:
         """One path per racer, in these colours (created once, reused)."""
         while len(self.paths) < len(colours):
-            item = pg.PlotDataItem(connect="finite")
+            item = pg.PlotDataItem()
             item.setZValue(10)
             self.plot.addItem(item)
             self.paths.append(item)
@@ -175,25 +181,35 @@ class SurfaceView(pg.GraphicsLayoutWidget):
     def update_race(
         self, paths: list[np.ndarray], heads: np.ndarray, diverged: list[bool], enabled: list[bool]
     ) -> None:
-        """``paths[i]``: (T, 2) positions of racer i; ``heads``: (R, 2) current positions."""
+        """``paths[i]``: (T, 2) positions of racer i; ``heads``: (R, 2) current positions.
+
+        Called every frame: brushes are cached and the scatter gets arrays, not per-spot
+        dicts (which made pyqtgraph rebuild its symbol atlas each frame).
+        """
         for item, path, on in zip(self.paths, paths, enabled, strict=True):
             item.setVisible(on)
             if on:
-                item.setData(path[:, 0], path[:, 1])
-        spots = []
-        for i, (pos, bad, on) in enumerate(zip(heads, diverged, enabled, strict=True)):
-            if not on or not np.isfinite(pos).all():
-                continue
-            colour = self._colours[i] if i < len(self._colours) else "#ffffff"
-            spots.append(
-                {
-                    "pos": tuple(pos),
-                    "symbol": "x" if bad else "o",
-                    "brush": pg.mkBrush("#ff3030" if bad else colour),
-                    "size": 16 if bad else 11,
-                }
-            )
-        self.heads.setData(spots)
+                # paths never hold nan: a diverged racer is held at its last finite point
+                item.setData(path[:, 0], path[:, 1], skipFiniteCheck=True)
+        keep = [i for i, on in enumerate(enabled) if on and np.isfinite(heads[i]).all()]
+        if not keep:
+            self.heads.setData([])
+            return
+        self.heads.setData(
+            pos=heads[keep],
+            brush=[self._brush("#ff3030" if diverged[i] else self._colour(i)) for i in keep],
+            symbol=["x" if diverged[i] else "o" for i in keep],
+            size=[16 if diverged[i] else 11 for i in keep],
+        )
+
+    def _colour(self, i: int) -> str:
+        return self._colours[i] if i < len(self._colours) else "#ffffff"
+
+    def _brush(self, colour: str) -> QtGui.QBrush:
+        brush = self._brushes.get(colour)
+        if brush is None:
+            brush = self._brushes[colour] = pg.mkBrush(colour)
+        return brush
 
     def show_arrows(self, origin: np.ndarray | None, vectors: dict[str, np.ndarray]) -> None:
         """Arrows at ``origin``, each scaled to a fixed share of the view (directions only)."""
