@@ -35,7 +35,17 @@ def build_parser(with_subcommands: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--session", metavar="FILE", help="open this race session (JSON)")
     parser.add_argument("--steps", type=int, default=0, help="run the race this many steps")
     parser.add_argument(
-        "--basins", action="store_true", help="compute the basin map of the first racer at start"
+        "--basins", action="store_true", help="compute the basin map of the selected racer at start"
+    )
+    parser.add_argument(
+        "--select",
+        type=int,
+        default=0,
+        metavar="N",
+        help="select racer N (from 0): its steps are explained",
+    )
+    parser.add_argument(
+        "--theme", choices=("system", "light", "dark"), help="colour theme (remembered)"
     )
     if not with_subcommands:  # the GUI path: no torch-importing catalogues, a fast start
         return parser
@@ -106,6 +116,10 @@ def run_gui(args: argparse.Namespace) -> int:
                 return
         if args.session and not window.open_session(args.session):
             status["code"] = 2
+        if args.theme:
+            window.set_theme(args.theme)
+        if args.select:
+            window.race.table.selectRow(min(args.select, window.race.table.rowCount() - 1))
         if args.steps:
             window.race.c.step(args.steps)
         if args.basins:

@@ -188,5 +188,5 @@ class ExplainPanel(QtWidgets.QWidget):
         self.text.setHtml(
             f"<p><b>{name}</b> ({e.optimizer}), step {e.step}, lr {e.lr:.4g}<br>"
             f"|gradient| = {norm['-gradient']:.4g}, |step| = {norm['step']:.4g}</p>"
-            f"<pre style='font-size:9pt'>{body}</pre>{check}"
+            f"<pre style='font-size:9pt; white-space: pre-wrap'>{body}</pre>{check}"
         )

@@ -10,8 +10,8 @@ from app.race.controller import RaceController
 from app.race.editors import NumberEdit, editor_for
 from core.optimizers import CATALOGUE, SCHEDULERS, SchedulerSpec, get_optimizer, get_scheduler
 
-COLUMNS = ["", "Racer", "lr", "Loss", "To min", "Converged", "Status"]
-COLUMN_WIDTHS = [28, 0, 56, 66, 56, 76, 92]  # 0: stretches
+COLUMNS = ["", "Racer", "lr", "Loss", "Dist.", "Conv. at", "Status"]
+COLUMN_WIDTHS = [26, 0, 52, 72, 52, 64, 78]  # 0: stretches
 
 
 class RacersTable(QtWidgets.QTableWidget):
@@ -83,7 +83,7 @@ class RacersTable(QtWidgets.QTableWidget):
             conv = m.steps_to_converge[0]
             self._set(r, 2, f"{race.lr(r):.3g}")
             self._set(r, 3, f"{m.final_loss[0]:.4g}")
-            self._set(r, 4, "" if math.isinf(dist) else f"{dist:.3g}")
+            self._set(r, 4, "" if math.isinf(dist) else f"{dist:.2g}")
             self._set(r, 5, f"step {conv}" if conv >= 0 else "")
             if m.diverged_at[0] >= 0:
                 status = self._set(r, 6, f"diverged @{m.diverged_at[0]}")

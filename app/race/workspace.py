@@ -120,7 +120,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         sl.addWidget(self.transport)
         sl.addLayout(basin_row)
         sl.addWidget(racers_box, 1)
-        side.setMinimumWidth(430)
+        side.setMinimumWidth(500)
         left = QtWidgets.QWidget()
         ll = QtWidgets.QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -178,7 +178,8 @@ class RaceWorkspace(QtWidgets.QWidget):
 
     def _stepped(self) -> None:
         self._draw()
-        self._refresh_figures()
+        # while playing the figures are throttled; a step taken by hand shows everything now
+        self._refresh_figures(force=not self.c.playing)
 
     def _draw(self) -> None:
         race = self.c.race

@@ -99,7 +99,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.start)
         self.paths: list[pg.PlotDataItem] = []
         self.legend = self.plot.addLegend(
-            offset=(8, 8), labelTextSize="9pt", brush=pg.mkBrush(20, 20, 20, 160)
+            offset=(-8, 8), labelTextSize="9pt", brush=pg.mkBrush(20, 20, 20, 160)
         )
         self.legend.setLabelTextColor("#f0f0f0")
         self.heads = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
