@@ -11,24 +11,13 @@ import os
 import sys
 from pathlib import Path
 
+from app.colors import PALETTE
 from core.optimizers import OptimizerSpec, get_optimizer, parse_value
 from core.race import Race, RacerSpec
 from core.session import RaceSession, SessionError, SurfaceChoice, load_preset, load_session
 from core.surfaces import CATALOGUE
 
 FORMATS = (".png", ".svg", ".gif", ".json", ".csv")
-PALETTE = [
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#fabed4",
-    "#dcbeff",
-]
 RACER_OPTIONS = {"noise", "seed", "clip", "clip_value", "label"}
 
 

@@ -9,23 +9,12 @@ import dataclasses
 
 from PySide6 import QtCore
 
+from app.colors import PALETTE
 from core.optimizers import OptimizerSpec, SchedulerSpec
 from core.race import Race, RacerSpec
 from core.session import RaceSession, SurfaceChoice
 from core.surfaces import Surface
 
-PALETTE = [
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#fabed4",
-    "#dcbeff",
-]
 FRAME_MS = 16  # about 60 frames a second
 MAX_RACERS = 10
 

@@ -7,6 +7,7 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.colors import PALETTE
 from app.race.controller import RaceController
 from app.race.panels import ExplainPanel, SurfacePanel, TransportBar
 from app.race.racers import RacerEditor, RacersTable
@@ -19,16 +20,7 @@ from core.explain import explain_last_step
 from core.session import load_preset
 
 FIGURES_EVERY = 0.1  # seconds between loss plot/table/explanation refreshes while playing
-BASIN_COLOURS = [
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-]
+BASIN_COLOURS = PALETTE
 
 
 class RaceWorkspace(QtWidgets.QWidget):
