@@ -302,7 +302,9 @@ class MainWindow(QtWidgets.QMainWindow):
         from app.race.render import OffscreenView
 
         view = OffscreenView(*size, dark=self.dark)
-        view.show_race(self.race.c.race, self.race.c.colours(), self.race.basin_rgba)
+        view.show_race(
+            self.race.c.race, self.race.c.colours(), self.race.basin_rgba, self.race.view.scale
+        )
         return view
 
     def export_surface_png(self, path: str, size: tuple[int, int] = (1600, 1200)) -> None:

@@ -50,8 +50,13 @@ class SurfacePanel(QtWidgets.QGroupBox):
         formula_row.addWidget(self.formula, 1)
         formula_row.addWidget(self.bounds)
         formula_row.addWidget(apply)
+        self.log_colour = QtWidgets.QCheckBox("log colour scale")
+        self.log_colour.setToolTip("colour by log10(loss): shows the floor of deep valleys")
+        surface_row = QtWidgets.QHBoxLayout()
+        surface_row.addWidget(self.combo, 1)
+        surface_row.addWidget(self.log_colour)
         lay = QtWidgets.QFormLayout(self)
-        lay.addRow("Surface", self.combo)
+        lay.addRow("Surface", surface_row)
         lay.addRow("f(x, y) =", formula_row)
         lay.addRow("", self.error)
         lay.addRow("Preset", self.presets)
@@ -59,6 +64,9 @@ class SurfacePanel(QtWidgets.QGroupBox):
 
     def sync(self) -> None:
         self.combo.setCurrentIndex(self.combo.findData(self.c.choice.key))
+        self.log_colour.blockSignals(True)
+        self.log_colour.setChecked(self.c.surface.scale == "log")  # the surface's suggestion
+        self.log_colour.blockSignals(False)
         if self.c.choice.key == "formula":
             self.formula.setText(self.c.choice.formula)
             self.bounds.setText(", ".join(f"{b:g}" for b in self.c.choice.bounds))
@@ -158,8 +166,10 @@ class ExplainPanel(QtWidgets.QWidget):
         self.enabled.setChecked(True)
         self.text = QtWidgets.QTextBrowser()
         self.text.setOpenLinks(False)
+        # squares with a grey outline, so the white one shows on a light panel too
         legend = "  ".join(
-            f"<span style='color:{c}'>&#9632;</span> {label}" for c, label in ARROWS.values()
+            f"<span style='color:{c}; background:#777777'>&#9632;</span> {label}"
+            for c, label in ARROWS.values()
         )
         key = QtWidgets.QLabel(f"{legend} &nbsp;<i>(arrows show directions; sizes below)</i>")
         key.setTextFormat(QtCore.Qt.TextFormat.RichText)
@@ -168,6 +178,13 @@ class ExplainPanel(QtWidgets.QWidget):
         lay.addWidget(self.enabled)
         lay.addWidget(key)
         lay.addWidget(self.text, 1)
+
+    def show_diverged(self, name: str, step: int, reason: str) -> None:
+        self.text.setHtml(
+            f"<p><b>{name}</b> diverged at step {step}: {reason}.</p>"
+            "<p>It is held at its last finite point; a smaller learning rate, gradient "
+            "clipping or a schedule would have kept it on the surface.</p>"
+        )
 
     def show_explanation(self, name: str, e: StepExplanation | None) -> None:
         if e is None:

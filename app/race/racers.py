@@ -10,8 +10,9 @@ from app.race.controller import RaceController
 from app.race.editors import NumberEdit, editor_for
 from core.optimizers import CATALOGUE, SCHEDULERS, SchedulerSpec, get_optimizer, get_scheduler
 
-COLUMNS = ["", "Racer", "lr", "Loss", "Dist.", "Conv. at", "Status"]
-COLUMN_WIDTHS = [26, 0, 52, 72, 52, 64, 78]  # 0: stretches
+COLUMNS = ["", "Racer", "Optimizer", "lr", "Loss", "Dist.", "Conv. at", "Status"]
+COLUMN_WIDTHS = [26, 0, 80, 52, 70, 62, 64, 80]  # 0: stretches
+LR, LOSS, DIST, CONV, STATUS = 3, 4, 5, 6, 7
 
 
 class RacersTable(QtWidgets.QTableWidget):
@@ -59,15 +60,9 @@ class RacersTable(QtWidgets.QTableWidget):
             name = QtWidgets.QTableWidgetItem(spec.label)
             name.setToolTip("double-click to rename")
             self.setItem(r, 1, name)
-            for col, text in (
-                (2, get_optimizer(spec.optimizer.name).label),
-                (3, f"{self.c.race.lr(r):.3g}"),
-            ):
+            for col in range(2, len(COLUMNS)):
+                text = get_optimizer(spec.optimizer.name).label if col == 2 else ""
                 item = QtWidgets.QTableWidgetItem(text)
-                item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsEditable)
-                self.setItem(r, col, item)
-            for col in range(4, len(COLUMNS)):
-                item = QtWidgets.QTableWidgetItem("")
                 item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsEditable)
                 self.setItem(r, col, item)
         self._filling = False
@@ -81,16 +76,16 @@ class RacersTable(QtWidgets.QTableWidget):
             m = race.metrics(r)
             dist = m.final_distance[0]
             conv = m.steps_to_converge[0]
-            self._set(r, 2, f"{race.lr(r):.3g}")
-            self._set(r, 3, f"{m.final_loss[0]:.4g}")
-            self._set(r, 4, "" if math.isinf(dist) else f"{dist:.2g}")
-            self._set(r, 5, f"step {conv}" if conv >= 0 else "")
+            self._set(r, LR, f"{race.lr(r):.3g}")
+            self._set(r, LOSS, f"{m.final_loss[0]:.3g}")
+            self._set(r, DIST, "" if math.isinf(dist) else f"{dist:.2g}")
+            self._set(r, CONV, f"step {conv}" if conv >= 0 else "")
             if m.diverged_at[0] >= 0:
-                status = self._set(r, 6, f"diverged @{m.diverged_at[0]}")
+                status = self._set(r, STATUS, f"diverged @{m.diverged_at[0]}")
                 status.setForeground(QtGui.QColor("#e04040"))
                 status.setToolTip(str(race.diverge_reason[r, 0]))
             else:
-                self._set(r, 6, "" if self.c.specs[r].enabled else "off")
+                self._set(r, STATUS, "" if self.c.specs[r].enabled else "off")
         self._filling = False
 
     def _set(self, row: int, col: int, text: str) -> QtWidgets.QTableWidgetItem:
@@ -98,7 +93,7 @@ class RacersTable(QtWidgets.QTableWidget):
         item = self.item(row, col)
         if item.text() != text:
             item.setText(text)
-            if col == 6 and not text.startswith("diverged"):
+            if col == STATUS and not text.startswith("diverged"):
                 item.setForeground(self.palette().text())
                 item.setToolTip("")
         return item

@@ -35,10 +35,16 @@ class OffscreenView:
         self.view.resize(width, height)
         self.view.show()
 
-    def show_race(self, race: Race, colours: list[str], basins: np.ndarray | None = None) -> None:
+    def show_race(
+        self,
+        race: Race,
+        colours: list[str],
+        basins: np.ndarray | None = None,
+        scale: str | None = None,
+    ) -> None:
         v = self.view
-        if v.surface is not race.surface:
-            v.set_surface(race.surface)
+        if v.surface is not race.surface or (scale and scale != v.scale):
+            v.set_surface(race.surface, scale)
         v.set_racers(colours, [s.label for s in race.specs])
         v.set_start(*race.starts[0])
         v.show_basins(basins)

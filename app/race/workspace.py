@@ -33,7 +33,8 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.loss = LossPlot()
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
-        self.caption.setStyleSheet("padding: 4px;")
+        # margins, not a style sheet: a style sheet would freeze the palette at the first theme
+        self.caption.setContentsMargins(4, 4, 4, 4)
         self.caption.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.surface_panel = SurfacePanel(self.c)
         self.transport = TransportBar(self.c)
@@ -62,6 +63,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         )
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.surface_panel.presetChosen.connect(self.load_preset)
+        self.surface_panel.log_colour.toggled.connect(self._colour_scale)
         self.explain.enabled.toggled.connect(lambda _: self._refresh_explanation())
         self._racers_changed()
         self._surface_changed()
@@ -112,7 +114,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         sl.addWidget(self.transport)
         sl.addLayout(basin_row)
         sl.addWidget(racers_box, 1)
-        side.setMinimumWidth(500)
+        side.setMinimumWidth(560)
         left = QtWidgets.QWidget()
         ll = QtWidgets.QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -145,13 +147,21 @@ class RaceWorkspace(QtWidgets.QWidget):
     def _surface_changed(self) -> None:
         self._cancel_basins()
         self.basin_button.setChecked(False)
-        self.view.set_surface(self.c.surface)
         self.surface_panel.sync()
+        self.view.set_surface(self.c.surface, self._scale())
         s = self.c.surface
         self.caption.setText(
             f"<b>{s.name}</b>: {s.formula} &nbsp;&mdash;&nbsp; <i>{self.c.caption}</i>"
         )
         self._set_log(self.log_y.isChecked())
+
+    def _scale(self) -> str:
+        return "log" if self.surface_panel.log_colour.isChecked() else "linear"
+
+    def _colour_scale(self, _on: bool) -> None:
+        self.view.set_surface(self.c.surface, self._scale())
+        self.view.show_basins(self.basin_rgba)
+        self._draw()
 
     def _sync_items(self) -> None:
         colours = self.c.colours()
@@ -213,7 +223,14 @@ class RaceWorkspace(QtWidgets.QWidget):
         if r < 0 or r >= self.c.race.n_racers:
             self.view.show_arrows(None, {})
             return
-        e = explain_last_step(self.c.race, r)
+        race = self.c.race
+        if race.diverged_at[r, 0] >= 0:  # held at its last finite point: nothing to explain
+            self.explain.show_diverged(
+                self.c.specs[r].label, int(race.diverged_at[r, 0]), str(race.diverge_reason[r, 0])
+            )
+            self.view.show_arrows(None, {})
+            return
+        e = explain_last_step(race, r)
         self.explain.show_explanation(self.c.specs[r].label, e)
         if e is None or not self.explain.enabled.isChecked():
             self.view.show_arrows(None, {})

@@ -122,16 +122,18 @@ class SurfaceView(pg.GraphicsLayoutWidget):
 
     # --- the surface ---------------------------------------------------------------------
 
-    def set_surface(self, surface: Surface) -> None:
+    def set_surface(self, surface: Surface, scale: str | None = None) -> None:
+        """Draw ``surface``; ``scale`` (linear or log) defaults to the surface's suggestion."""
         self.surface = surface
+        self.scale = scale or surface.scale
         xs, ys, z = surface.grid(self.resolution, dtype=torch.float64)
-        shown, lo, hi = display_values(z.numpy(), surface.scale)
+        shown, lo, hi = display_values(z.numpy(), self.scale)
         self.shown = shown
         xmin, xmax, ymin, ymax = surface.bounds
         self.image.setImage(shown.astype(np.float32), levels=(lo, hi))
         self.image.setRect(QtCore.QRectF(xmin, ymin, xmax - xmin, ymax - ymin))
         self.bar.setLevels((lo, hi))
-        self.bar.setLabel("right", "log10 loss" if surface.scale == "log" else "loss")
+        self.bar.setLabel("right", "log10 loss" if self.scale == "log" else "loss")
         self._draw_contours(xs.numpy(), ys.numpy(), shown, lo, hi)
         mins = [(m.x, m.y) for m in surface.minima]
         self.minima.setData(pos=np.array(mins).reshape(-1, 2))
