@@ -324,7 +324,7 @@ class Race:
 
     # --- stepping ------------------------------------------------------------------------
 
-    def _active(self) -> np.ndarray:
+    def active(self) -> np.ndarray:
         """(R,) racers that still move: enabled and not diverged at every start."""
         return self._enabled & (self.diverged_at < 0).any(axis=1)
 
@@ -336,7 +336,7 @@ class Race:
             self._step_once()
 
     def _step_once(self) -> None:
-        active = self._active()
+        active = self.active()
         used = self._G.clone() if self.history_mode == "full" else self._G  # (R, K, 2)
         for r in range(self.n_racers):
             if active[r] and self._elementwise[r]:

@@ -97,7 +97,7 @@ class RaceController(QtCore.QObject):
         if self.race.step_count >= self.max_steps:
             self.pause()
             self.message.emit(f"Stopped at the {self.max_steps}-step limit")
-        elif not self.race._active().any():
+        elif not self.race.active().any():
             self.pause()
             self.message.emit("Every racer has diverged or is disabled")
 

@@ -7,7 +7,6 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.colors import PALETTE
 from app.race.controller import RaceController
 from app.race.panels import ExplainPanel, SurfacePanel, TransportBar
 from app.race.racers import RacerEditor, RacersTable
@@ -20,7 +19,17 @@ from core.explain import explain_last_step
 from core.session import load_preset
 
 FIGURES_EVERY = 0.1  # seconds between loss plot/table/explanation refreshes while playing
-BASIN_COLOURS = PALETTE
+# No blue: over the viridis heatmap it reads as grey, the colour of "far from every minimum".
+BASIN_COLOURS = [
+    "#e6194b",
+    "#3cb44b",
+    "#f58231",
+    "#f032e6",
+    "#42d4f4",
+    "#ffe119",
+    "#911eb4",
+    "#fabed4",
+]
 
 
 class RaceWorkspace(QtWidgets.QWidget):

@@ -65,7 +65,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.image)
         self.basins = pg.ImageItem()
         self.basins.setZValue(-15)
-        self.basins.setOpacity(0.6)
+        self.basins.setOpacity(0.7)
         self.plot.addItem(self.basins)
         self.contours = pg.PlotDataItem(
             pen=pg.mkPen((255, 255, 255, 80), width=1), connect="finite"
