@@ -61,7 +61,7 @@ class TrainConfig:
     data_dir: str | None = None
     limit: int | None = None  # keep only this many training images (tests, demos)
     log_every: int = 100  # batches between progress lines (the tutorial's cadence)
-    snapshots: int = 200  # about this many parameter snapshots over the run
+    snapshots: int = 100  # about this many parameter snapshots over the run
     checkpoint: str | None = None  # where the best model by validation loss is written
     resume: str | None = None  # a checkpoint to continue from
     dtype: Literal["float32", "float64"] = "float32"
@@ -290,7 +290,7 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         start_epoch,
     )
     snaps = _snapshots(model, c.epochs * per_epoch, c.snapshots)
-    snaps.append(step, theta=_flat(model))
+    _snapshot(snaps, step, model)
     is_lbfgs = isinstance(opt, torch.optim.LBFGS)
     epoch = start_epoch - 1
     reason, message = "completed", ""
@@ -332,7 +332,7 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
             total_loss += value
             batches += 1
             if snaps.wants(step):
-                snaps.append(step, theta=_flat(model))
+                _snapshot(snaps, step, model)
             yield Step(step, epoch, b + 1, min((b + 1) * bs, n), n, value, lr, gnorm)
         if reason != "completed":
             break
@@ -356,7 +356,7 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
             if c.checkpoint:
                 save_checkpoint(c.checkpoint, c, model, opt, sched, epoch, step, val_loss)
                 yield Checkpoint(c.checkpoint, epoch, val_loss)
-    snaps.append(step, theta=_flat(model))
+    _snapshot(snaps, step, model)
     final: dict[str, Any] = {"val_loss": None, "val_accuracy": None}
     if reason != "diverged":
         val_loss, acc, details = _evaluate(model, loss_fn, vx, vy, setup)
@@ -393,8 +393,12 @@ def _grad_norm(model: nn.Module, clip: float | None = None) -> float:
     )
 
 
-def _flat(model: nn.Module) -> np.ndarray:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).float().cpu().numpy()
+def _snapshot(snaps: History, step: int, model: nn.Module) -> None:
+    """Record the flattened parameters, written straight into the history's new row."""
+    row = snaps.append(step)
+    out = torch.from_numpy(snaps.fields["theta"][row])  # (P,) float32, shares the memory
+    with torch.no_grad():
+        torch.cat([p.detach().reshape(-1).float().cpu() for p in model.parameters()], out=out)
 
 
 def _snapshots(model: nn.Module, total_steps: int, wanted: int) -> History:
