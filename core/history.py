@@ -55,11 +55,12 @@ class History:
         """Whether ``step`` falls on the current stride (the newest point is kept anyway)."""
         return step % self.stride == 0
 
-    def append(self, step: int, **values) -> int:
+    def append(self, step: int, fill_missing: bool = True, **values) -> int:
         """Record ``values`` for ``step``; returns the row written.
 
         A step off the stride overwrites the previous off-stride row, so the last row is always
-        the newest point.
+        the newest point. Fields not given are set to nan (0 for integers), unless
+        ``fill_missing`` is False because the caller writes the row itself.
         """
         if self.count and self.steps[self.count - 1] % self.stride != 0:
             self.count -= 1  # replace the previous newest-only point
@@ -68,7 +69,8 @@ class History:
         row = self.count
         self.steps[row] = step
         for name, arr in self.fields.items():
-            arr[row] = values.get(name, np.nan if arr.dtype.kind == "f" else 0)
+            if name in values or fill_missing:
+                arr[row] = values.get(name, np.nan if arr.dtype.kind == "f" else 0)
         self.count += 1
         self._last_step = step
         return row

@@ -399,7 +399,7 @@ def _grad_norm(model: nn.Module, clip: float | None = None) -> float:
 
 def _snapshot(snaps: History, step: int, model: nn.Module) -> None:
     """Record the flattened parameters, written straight into the history's new row."""
-    row = snaps.append(step)
+    row = snaps.append(step, fill_missing=False)  # the copy below writes the whole row
     out = torch.from_numpy(snaps.fields["theta"][row])  # (P,) float32, shares the memory
     with torch.no_grad():
         torch.cat([p.detach().reshape(-1).float().cpu() for p in model.parameters()], out=out)
@@ -411,6 +411,9 @@ def _snapshots(model: nn.Module, total_steps: int, wanted: int) -> History:
         {"theta": (P,)}, {"theta": np.float32}, budget_bytes=64 * 2**20, max_points=2 * wanted
     )
     h.stride = max(1, total_steps // wanted)
+    # Fault the buffer in now, at set-up: first-touch page faults inside the training loop,
+    # taken by torch.cat's threads, cost more than the copies themselves (measured ~5x).
+    h.fields["theta"].fill(0.0)
     return h
 
 
