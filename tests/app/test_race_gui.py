@@ -244,3 +244,21 @@ def test_theme_switch(window):
     assert window.dark
     window.set_theme("light")
     assert not window.dark
+
+
+def test_colour_scale_choice_and_hover_readout(window, qtbot):
+    ws = window.race
+    ws.c.set_surface(ws.c.choice.__class__("rosenbrock"))
+    assert ws.surface_panel.log_colour.isChecked()  # the surface's suggestion
+    assert ws.view.scale == "log"
+    ws.surface_panel.log_colour.setChecked(False)
+    assert ws.view.scale == "linear"
+    assert ws.view.image.image.max() > 100  # raw losses now, not log10 of them
+    view = ws.view
+    scene_pos = view.plot.vb.mapViewToScene(QtCore.QPointF(1.0, 1.0))
+    with qtbot.waitSignal(view.hovered, timeout=2000) as blocker:
+        view.scene().sigMouseMoved.emit(scene_pos)
+    x, y, loss = blocker.args
+    assert (x, y) == pytest.approx((1.0, 1.0), abs=0.02)
+    assert loss == pytest.approx(ws.c.surface(*(np.float64(v) for v in (x, y))).item(), rel=1e-9)
+    assert "loss = " in view.readout.text
