@@ -247,7 +247,8 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.view.show_arrows(
             e.pos_before,
             {
-                "grad": -e.grad,
+                # the surface's own slope: noise and clipping show as an angle to the step
+                "grad": -e.true_grad,
                 "update": e.update,
                 "velocity": -e.velocity if e.velocity is not None else None,
             },

@@ -15,7 +15,7 @@ from core.surfaces import Surface
 N_CONTOURS = 14
 CONTOUR_COLOUR = "#c8ccd2"
 ARROWS = {  # name -> (colour, label)
-    "grad": ("#ff5a5a", "-gradient"),
+    "grad": ("#ff5a5a", "-gradient (true)"),
     "update": ("#ffffff", "actual step"),
     "velocity": ("#4fd8ff", "velocity / first moment"),
 }
