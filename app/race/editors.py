@@ -80,9 +80,6 @@ class NumberEdit(QtWidgets.QWidget):
         self.text.setStyleSheet("" if ok else "border: 1px solid #e04040;")
         self.text.setToolTip(why)
 
-    def mark_invalid(self, why: str) -> None:
-        self._ok(False, why)
-
 
 def editor_for(param: Hyperparam, value, on_change) -> QtWidgets.QWidget:
     """A widget editing ``param`` that calls ``on_change(new_value)`` when the user commits."""

@@ -280,11 +280,3 @@ class SurfaceView(pg.GraphicsLayoutWidget):
             self.plot.getAxis(axis).setPen(fg)
         self.readout.setAttr("color", fg)
         self.readout.setText(self.readout.text)
-
-
-def qimage_to_rgba(image: QtGui.QImage) -> np.ndarray:
-    """(H, W, 4) uint8 RGBA copy of a QImage."""
-    img = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
-    h, w = img.height(), img.width()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
-    return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
