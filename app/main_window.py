@@ -17,11 +17,6 @@ from core import __version__
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 _PLANNED = {
-    "Train": (
-        "Real PyTorch training on a background thread (sine fit, linear regression, "
-        "LeNet-5 on MNIST) with live loss and accuracy curves. Until this workspace "
-        "lands, <code>losslab train</code> does it on the command line."
-    ),
     "Landscape": (
         "The loss landscape of the model you just trained, with its training path on it."
     ),
@@ -110,6 +105,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.removeTab(0)
         old.deleteLater()
         self.tabs.insertTab(0, self.race, "Race")
+        from app.train.workspace import TrainWorkspace
+
+        self.train = TrainWorkspace()
+        self.train.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.tabs.insertTab(1, self.train, "Train")
         self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage("Click the surface to set the start; Space plays the race")
         self._menus()
@@ -193,6 +193,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.dark = apply_theme(app, theme)
         self.race.view.set_theme(self.dark)
         self.race.loss.set_theme(self.dark)
+        self.train.set_theme(self.dark)
         self.settings.setValue("theme", theme)
         self.theme_actions[theme].setChecked(True)
 
@@ -224,6 +225,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         if self.race is not None:
             self.race.shutdown()
+            self.train.shutdown()
             self.settings.setValue("last_session", json.dumps(self.race.c.session().to_dict()))
         self.settings.sync()
         super().closeEvent(event)
