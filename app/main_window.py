@@ -334,31 +334,29 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export_gif(self, path: str, frames: int = 120, size=(800, 600)) -> None:
         from app import export
-        from app.race.render import OffscreenView
-        from core.race import Race
+        from app.race.render import race_gif
 
         c = self.race.c
         total = c.race.step_count or min(300, c.max_steps)
-        replay = Race(c.surface, c.specs, starts=c.start)
-        view = OffscreenView(*size, dark=self.dark)
-        view.show_race(replay, c.colours())
         progress = QtWidgets.QProgressDialog("Rendering frames...", "", 0, frames, self)
         progress.setCancelButton(None)
         progress.setMinimumDuration(300)
-
-        def step_and_grab(n: int):
-            replay.step(n)
-            view.show_race(replay, c.colours())
-            return view.image()
-
         try:
-            images = export.render_frames(
-                step_and_grab, total, frames, lambda i, n: progress.setValue(i)
+            data = race_gif(
+                c.surface,
+                c.specs,
+                c.start,
+                c.colours(),
+                total,
+                frames,
+                size,
+                self.dark,
+                self.race.view.scale,
+                lambda i, n: progress.setValue(i),
             )
-            export.atomic_write(path, export.gif_bytes(images))
+            export.atomic_write(path, data)
         finally:
             progress.close()
-            view.close()
 
     def export_csv(self, path: str) -> None:
         from app import export

@@ -7,6 +7,7 @@ needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -144,19 +145,27 @@ def run_race(args: argparse.Namespace) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
     from app import export
-    from app.race.render import OffscreenView
+    from app.race.render import OffscreenView, race_gif
 
     colours = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(session.racers)]
     race = Race(surface, session.racers, starts=session.start or surface.start)
-    view = None
     try:
         for out in args.out:
             suffix = Path(out).suffix.lower()
             if suffix == ".gif":
-                gif_race = Race(surface, session.racers, starts=race.starts[0])
-                view = view or OffscreenView(*_gif_size(size), dark=args.theme == "dark")
-                frames = _gif_frames(view, gif_race, colours, args)
-                export.atomic_write(out, export.gif_bytes(frames))
+                with _progress_bar(args.frames) as progress:
+                    data = race_gif(
+                        surface,
+                        session.racers,
+                        race.starts[0],
+                        colours,
+                        args.steps,
+                        args.frames,
+                        _gif_size(size),
+                        args.theme == "dark",
+                        progress=progress,
+                    )
+                export.atomic_write(out, data)
             else:
                 if race.step_count == 0:
                     race.step(args.steps)
@@ -166,17 +175,17 @@ def run_race(args: argparse.Namespace) -> int:
                     export.atomic_write(out, export.csv_bytes(race))
                 else:
                     v = OffscreenView(*size, dark=args.theme == "dark")
-                    v.show_race(race, colours)
-                    data = v.svg() if suffix == ".svg" else export.qimage_png(v.image())
-                    v.close()
+                    try:
+                        v.show_race(race, colours)
+                        data = v.svg() if suffix == ".svg" else export.qimage_png(v.image())
+                    finally:
+                        v.close()
                     export.atomic_write(out, data)
             print(f"wrote {out}")
     except export.ExportError as exc:
         print(f"losslab race: error: {exc}", file=sys.stderr)
         return 1
     finally:
-        if view is not None:
-            view.close()
         app.processEvents()
     return 0
 
@@ -187,27 +196,21 @@ def _gif_size(size: tuple[int, int]) -> tuple[int, int]:
     return int(w * scale), int(h * scale)
 
 
-def _gif_frames(view, race: Race, colours, args):
-    from app import export
+@contextlib.contextmanager
+def _progress_bar(total: int):
+    """A tqdm bar on a terminal (nothing when piped); yields a (done, total) callback."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
 
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
+    bar = tqdm(total=total, unit="frame", desc="GIF")
 
-        bar = tqdm(total=args.frames, unit="frame", desc="GIF")
-
-    def step_and_grab(n: int):
-        race.step(n)
-        view.show_race(race, colours)
-        return view.image()
-
-    def progress(i, n):
-        if bar is not None:
-            bar.total = n
-            bar.update(i - bar.n)
+    def progress(done: int, n: int) -> None:
+        bar.total = n
+        bar.update(done - bar.n)
 
     try:
-        return export.render_frames(step_and_grab, args.steps, args.frames, progress)
+        yield progress
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()

@@ -202,10 +202,7 @@ def _make(cname: str, name: str, default: Any, arg: str, index: int | None = Non
         return Hyperparam(name, default, "bool", arg=arg, index=index, help=help_text)
     low, high, log = _CLASS_RANGES.get((cname, name), _RANGES.get(name, (0.0, 1e6, False)))
     optional = default is None
-    is_int = (
-        isinstance(default, int) and isinstance(low, int) or (optional and isinstance(low, int))
-    )
-    kind: Kind = "int" if is_int else "float"
+    kind: Kind = "int" if isinstance(low, int) else "float"  # the range table decides
     if isinstance(default, int) and kind == "float":
         default = float(default)
     return Hyperparam(

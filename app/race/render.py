@@ -81,3 +81,32 @@ class OffscreenView:
     def close(self) -> None:
         self.view.close()
         self.view.deleteLater()
+
+
+def race_gif(
+    surface,
+    racers,
+    start,
+    colours: list[str],
+    steps: int,
+    frames: int,
+    size: tuple[int, int],
+    dark: bool,
+    scale: str | None = None,
+    progress=None,
+) -> bytes:
+    """The race replayed from its start as an animated GIF: ``frames`` pictures over ``steps``."""
+    from app import export
+
+    replay = Race(surface, racers, starts=start)
+    view = OffscreenView(*size, dark=dark)
+
+    def step_and_grab(n: int) -> QtGui.QImage:
+        replay.step(n)
+        view.show_race(replay, colours, scale=scale)
+        return view.image()
+
+    try:
+        return export.gif_bytes(export.render_frames(step_and_grab, steps, frames, progress))
+    finally:
+        view.close()
