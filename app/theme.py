@@ -48,3 +48,12 @@ def _dark_palette() -> QtGui.QPalette:
     for role in (R.Text, R.ButtonText, R.WindowText):
         p.setColor(disabled, role, QtGui.QColor("#6f737a"))
     return p
+
+
+def style_plot(plot, dark: bool) -> None:
+    """Background and axis colours of a pyqtgraph PlotWidget for the theme."""
+    plot.setBackground("#1e1f22" if dark else "w")
+    for name in ("bottom", "left"):
+        axis = plot.getAxis(name)
+        axis.setPen("#8c8f94" if dark else "#606060")
+        axis.setTextPen("#d0d0d0" if dark else "#202020")

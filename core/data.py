@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from core import fileio
 
 ENV_VAR = "LOSSLAB_DATA_DIR"
 MIRRORS = (
@@ -169,26 +170,29 @@ def download(
 
 
 def _fetch(url: str, target: Path, want: str, progress: Progress | None, timeout: float) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
+    """Stream ``url`` into ``target`` (temp file, md5 checked, then renamed); DataError if not."""
+
+    def stream(f) -> None:
         h = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            while block := resp.read(1 << 16):
-                f.write(block)
-                h.update(block)
-                done += len(block)
-                if progress:
-                    progress(target.name, done, total)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                total = int(resp.headers.get("Content-Length") or 0)
+                done = 0
+                while block := resp.read(1 << 16):
+                    f.write(block)
+                    h.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(target.name, done, total)
+        except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
+            raise DataError(f"{url}: {getattr(exc, 'reason', exc)}") from None
         if h.hexdigest() != want:
             raise DataError(f"{url}: checksum mismatch (got {h.hexdigest()}, want {want})")
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DataError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    try:
+        fileio.atomic_write(target, stream)  # a DataError inside leaves no file behind
+    except OSError as exc:  # the disk, not the network
+        raise DataError(str(exc)) from None
 
 
 # --- MNIST -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.race.editors import editor_for
+from app.theme import style_plot
 from app.workers import Job
 from core.losses import LossSpec, get_loss, losses_for
 from core.optimizers import CATALOGUE, OptimizerSpec, get_optimizer
@@ -301,11 +302,7 @@ class TrainWorkspace(QtWidgets.QWidget):
 
     def set_theme(self, dark: bool) -> None:
         for plot in self.plots:
-            plot.setBackground("#1e1f22" if dark else "w")
-            for name in ("bottom", "left"):
-                axis = plot.getAxis(name)
-                axis.setPen("#8c8f94" if dark else "#606060")
-                axis.setTextPen("#d0d0d0" if dark else "#202020")
+            style_plot(plot, dark)
 
     def _set_running(self, on: bool) -> None:
         self.start_btn.setEnabled(not on)

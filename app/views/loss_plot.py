@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
+from app.theme import style_plot
+
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None) -> None:
@@ -22,11 +24,7 @@ class LossPlot(pg.PlotWidget):
         self.enableAutoRange(x=True, y=True)
 
     def set_theme(self, dark: bool) -> None:
-        self.setBackground("#1e1f22" if dark else "w")
-        for name in ("bottom", "left"):
-            axis = self.getAxis(name)
-            axis.setPen("#8c8f94" if dark else "#606060")
-            axis.setTextPen("#d0d0d0" if dark else "#202020")
+        style_plot(self, dark)
 
     def set_racers(self, colours: list[str]) -> None:
         while len(self.curves) < len(colours):

@@ -93,6 +93,7 @@ def test_download_tries_mirrors_verifies_md5_and_replaces_corrupt_files(server, 
     assert any("/corrupt/" in h for h in _Handler.hits)  # corrupt mirror rejected
     assert progress and progress[-1][1] == progress[-1][2]
     assert not list(tmp_path.glob("*.part"))  # no half-written files left
+    assert not list(tmp_path.glob(".*.tmp"))
     # a second call finds good files and fetches nothing
     _Handler.hits = []
     download(tmp_path, names=list(files), mirrors=mirrors, checksums=sums)
