@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core import fileio
 from core.race import Race
@@ -42,6 +42,53 @@ def qimage_png(image: QtGui.QImage) -> bytes:
 
 def write_png(path, image: QtGui.QImage) -> Path:
     return atomic_write(path, qimage_png(image))
+
+
+def _render(widget: QtWidgets.QWidget, painter: QtGui.QPainter) -> None:
+    if isinstance(widget, QtWidgets.QGraphicsView):
+        widget.render(painter)  # the scene, as shown
+    else:
+        widget.render(painter, QtCore.QPoint())  # the widget and its children
+
+
+def widget_png(widget: QtWidgets.QWidget, scale: float = 2.0) -> QtGui.QImage:
+    """``widget`` rendered at ``scale`` times its size (sharp on high-DPI screens and print)."""
+    size = widget.size() * scale
+    image = QtGui.QImage(size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(widget.palette().color(QtGui.QPalette.ColorRole.Window))
+    painter = QtGui.QPainter(image)
+    try:
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        painter.scale(scale, scale)
+        _render(widget, painter)
+    finally:
+        painter.end()
+    return image
+
+
+def widget_svg(widget: QtWidgets.QWidget, title: str) -> bytes:
+    """``widget`` as SVG: lines and text as vectors, images embedded.
+
+    Qt's own QSvgGenerator, not pyqtgraph's SVGExporter, whose rewriting of path data fails on
+    the paths current Qt writes (pyqtgraph issue #3485).
+    """
+    from PySide6 import QtSvg
+
+    QtWidgets.QApplication.processEvents()
+    buf = QtCore.QBuffer()
+    buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    gen = QtSvg.QSvgGenerator()
+    gen.setOutputDevice(buf)
+    size = widget.size()
+    gen.setSize(size)
+    gen.setViewBox(QtCore.QRect(0, 0, size.width(), size.height()))
+    gen.setTitle(title)
+    painter = QtGui.QPainter(gen)
+    try:
+        _render(widget, painter)
+    finally:
+        painter.end()
+    return bytes(buf.data())
 
 
 def gif_bytes(frames: list[QtGui.QImage], fps: float = 20.0, colours: int = 96) -> bytes:

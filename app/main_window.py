@@ -28,6 +28,9 @@ SHORTCUTS = [
     ("Ctrl+O", "open a session"),
     ("Ctrl+S", "save the session"),
     ("Ctrl+E", "export the surface as PNG"),
+    ("Ctrl+Return", "start training"),
+    ("Ctrl+P", "pause / resume training"),
+    ("Ctrl+.", "stop training"),
     ("Ctrl+Q", "quit"),
 ]
 
@@ -109,6 +112,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.train = TrainWorkspace()
         self.train.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.train.landscape_requested.connect(self.open_in_landscape)
         self.tabs.insertTab(1, self.train, "Train")
         self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage("Click the surface to set the start; Space plays the race")
@@ -161,6 +165,16 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         m.addSeparator()
         self._action(m, "&Quit", self.close, "Ctrl+Q")
+        t = self.menuBar().addMenu("&Train")
+        tw = self.train
+        self._action(t, "&Start", self._start_training, "Ctrl+Return")
+        self._action(t, "&Pause / resume", tw.toggle_pause, "Ctrl+P")
+        self._action(t, "S&top", tw.stop, "Ctrl+.")
+        t.addSeparator()
+        self._action(t, "&Open runs...", tw.open_dialog)
+        self._action(t, "Export curves as &CSV...", lambda: tw.export_dialog("csv"))
+        self._action(t, "Export curves as &JSON...", lambda: tw.export_dialog("json"))
+        self._action(t, "Export &plots as PNG or SVG...", lambda: tw.export_dialog("image"))
         r = self.menuBar().addMenu("&Race")
         self._action(r, "Play / pause", c.toggle, "Space")
         self._action(r, "Step", lambda: c.step(1), "Right")
@@ -178,6 +192,21 @@ class MainWindow(QtWidgets.QMainWindow):
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", self._show_shortcuts)
         self._action(h, "&About LossLab", self._about)
+
+    def _start_training(self) -> None:
+        self.tabs.setCurrentWidget(self.train)
+        self.train.start()
+
+    def open_in_landscape(self, run) -> None:
+        """A Train run's best checkpoint and trajectory, handed to the Landscape tab."""
+        self.landscape_run = run
+        self.tabs.setCurrentIndex(2)
+        label = self.tabs.widget(2)
+        if isinstance(label, QtWidgets.QLabel):
+            label.setText(
+                f"<h2>Landscape</h2><p>Run <b>{run.name}</b>: checkpoint {run.checkpoint}, "
+                f"record {run.file}.</p><p>{_PLANNED['Landscape']}</p>"
+            )
 
     @staticmethod
     def _placeholder(name: str, text: str) -> QtWidgets.QWidget:

@@ -5,6 +5,7 @@ Reading uses ``torch.load(weights_only=True)``: nothing in the file can run code
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -17,7 +18,16 @@ CHECKPOINT_FORMAT = "losslab-checkpoint-1"
 
 def save_checkpoint(path, c, model, opt, sched, epoch, step, val_loss) -> None:
     """Write a copy of the weights (and optimizer state) atomically: temp file, then rename."""
-    payload = {
+    write_checkpoint(path, checkpoint_payload(c, model, opt, sched, epoch, step, val_loss))
+
+
+def write_checkpoint(path, payload: dict[str, Any]) -> None:
+    fileio.atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def checkpoint_payload(c, model, opt, sched, epoch, step, val_loss) -> dict[str, Any]:
+    """A checkpoint in memory: copies, so later training steps do not change it."""
+    return {
         "format": CHECKPOINT_FORMAT,
         "task": c.task,
         "config": _plain(c.to_dict()),
@@ -25,10 +35,9 @@ def save_checkpoint(path, c, model, opt, sched, epoch, step, val_loss) -> None:
         "step": step,
         "val_loss": val_loss,
         "model": {k: v.detach().clone().cpu() for k, v in model.state_dict().items()},
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict() if sched is not None else None,
+        "optimizer": copy.deepcopy(opt.state_dict()),
+        "scheduler": copy.deepcopy(sched.state_dict()) if sched is not None else None,
     }
-    fileio.atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def _plain(value: Any) -> Any:

@@ -225,6 +225,27 @@ def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return xt, torch.from_numpy(y.astype(np.int64))
 
 
+def mnist_status(folder: str | os.PathLike | None = None) -> tuple[bool, str]:
+    """Whether MNIST can be loaded from ``folder`` (see :func:`data_dir`), in one line.
+
+    Cheap: it looks for the files and does not read or check them (loading does that).
+    """
+    root = data_dir(folder)
+    have = {
+        prefix: _find(root, f"{prefix}-images-idx3-ubyte") is not None
+        and _find(root, f"{prefix}-labels-idx1-ubyte") is not None
+        for prefix in ("train", "t10k")
+    }
+    if have["train"] and have["t10k"]:
+        return True, f"MNIST found in {root} (60,000 training + 10,000 test images)"
+    if have["t10k"]:
+        return True, (
+            f"MNIST test set found in {root}: training uses a fixed 8,000-image split of it, "
+            "validation the other 2,000"
+        )
+    return False, f"MNIST not found in {root}"
+
+
 def load_mnist(folder: str | os.PathLike | None = None, limit: int | None = None) -> Dataset:
     """MNIST from ``folder`` (see :func:`data_dir`), never downloading.
 
@@ -314,6 +335,7 @@ __all__ = [
     "download",
     "load_mnist",
     "md5",
+    "mnist_status",
     "parse_idx",
     "read_idx",
     "synthetic_digits",

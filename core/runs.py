@@ -20,6 +20,7 @@ from core import __version__, fileio
 from core.training import Checkpoint, Epoch, Event, Finished, Started, Step, TrainConfig
 
 RUN_FORMAT = "losslab-run-1"
+RUNS_FORMAT = "losslab-runs-1"  # several runs' curves in one file
 
 
 class RunFileError(ValueError):
@@ -117,11 +118,36 @@ class RunRecord:
             traj_name = f"{target.stem}.trajectory.npz"
             fileio.atomic_write(
                 target.parent / traj_name,
-                lambda f: np.savez_compressed(f, steps=self.snapshot_steps, params=self.snapshots),
+                # uncompressed: float weights hardly compress, and zlib took ~1 s for LeNet
+                lambda f: np.savez(f, steps=self.snapshot_steps, params=self.snapshots),
             )
         text = json.dumps(self.to_json(traj_name), indent=1)
         fileio.atomic_write(target, text.encode())
         return target
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "run") -> RunRecord:
+        """The record of :meth:`to_json` (curves only: snapshots live in the .npz)."""
+        try:
+            rec = cls(
+                config=dict(data["config"]),
+                name=str(data.get("name", "")),
+                started=dict(data.get("started") or {}),
+                steps={k: list(v) for k, v in dict(data["steps"]).items()},
+                epochs=[dict(r) for r in data["epochs"]],
+                checkpoints=[dict(r) for r in data.get("checkpoints", [])],
+                finished=dict(data.get("finished") or {}),
+            )
+            TrainConfig.from_dict(rec.config)
+            lengths = {len(v) for v in rec.steps.values()}
+            if not {"step", "loss"} <= set(rec.steps) or len(lengths) > 1:
+                raise ValueError("the step columns are missing or of different lengths")
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise RunFileError(f"{where}: malformed run ({exc})") from None
+        # JSON wrote NaN/inf as null; give the curves back a number type
+        for key, values in rec.steps.items():
+            rec.steps[key] = [math.nan if v is None else v for v in values]
+        return rec
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RunRecord:
@@ -135,19 +161,7 @@ class RunRecord:
             raise RunFileError(f"{target} is not a readable JSON run file ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
             raise RunFileError(f"{target} is not a LossLab run file")
-        try:
-            rec = cls(
-                config=dict(data["config"]),
-                name=str(data.get("name", "")),
-                started=dict(data.get("started") or {}),
-                steps=dict(data["steps"]),
-                epochs=list(data["epochs"]),
-                checkpoints=list(data.get("checkpoints", [])),
-                finished=dict(data.get("finished") or {}),
-            )
-            TrainConfig.from_dict(rec.config)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RunFileError(f"{target}: malformed run file ({exc})") from None
+        rec = cls.from_json(data, str(target))
         traj = data.get("trajectory")
         if traj:
             traj_path = target.parent / Path(traj).name  # never outside the run's folder
@@ -157,6 +171,35 @@ class RunRecord:
             except (OSError, KeyError, ValueError) as exc:
                 raise RunFileError(f"{traj_path}: cannot read the trajectory ({exc})") from None
         return rec
+
+
+def save_runs(records: list[RunRecord], path: str | os.PathLike) -> Path:
+    """Several runs' curves in one JSON file (no snapshots): for comparing and reopening."""
+    doc = {
+        "format": RUNS_FORMAT,
+        "losslab": __version__,
+        "runs": [r.to_json(None) for r in records],
+    }
+    return fileio.atomic_write(Path(path), json.dumps(doc, indent=1).encode())
+
+
+def load_runs(path: str | os.PathLike) -> list[RunRecord]:
+    """The runs in ``path``: a file of :func:`save_runs` or a single run's file."""
+    target = Path(path)
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFileError(f"no run file at {target}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{target} is not a readable JSON run file ({exc})") from None
+    if isinstance(data, dict) and data.get("format") == RUN_FORMAT:
+        return [RunRecord.load(target)]
+    if not isinstance(data, dict) or data.get("format") != RUNS_FORMAT:
+        raise RunFileError(f"{target} is not a LossLab run file")
+    runs = data.get("runs")
+    if not isinstance(runs, list):
+        raise RunFileError(f"{target}: malformed runs file (no list of runs)")
+    return [RunRecord.from_json(r, f"{target}, run {i + 1}") for i, r in enumerate(runs)]
 
 
 def _finite(value: Any) -> Any:
@@ -172,4 +215,4 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["RUN_FORMAT", "RunFileError", "RunRecord"]
+__all__ = ["RUNS_FORMAT", "RUN_FORMAT", "RunFileError", "RunRecord", "load_runs", "save_runs"]

@@ -3,6 +3,7 @@ metrics that make sense for it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,32 @@ def get_task(key: str) -> TaskInfo:
         raise ValueError(f"Unknown task {key!r}; choose one of: {', '.join(TASKS)}") from None
 
 
+def build_model(key: str, activation: str = "relu") -> nn.Module:
+    """The task's model, freshly initialised from torch's global generator."""
+    get_task(key)
+    if key == "sine":
+        return Cubic()
+    if key in ("linreg", "linreg_noisy"):
+        return nn.Linear(1, 1)
+    if key == "lenet":
+        return LeNet5(activation)  # type: ignore[arg-type]
+    return TutorialCNN()
+
+
+_SEED_LOCK = threading.Lock()
+
+
+def seeded_model(key: str, seed: int, activation: str = "relu") -> nn.Module:
+    """The task's model initialised from ``seed``.
+
+    Layers initialise from torch's global generator, which every thread shares: without the
+    lock, runs started together (the sine fit's three forms) drew each other's numbers.
+    """
+    with _SEED_LOCK:
+        torch.manual_seed(seed)
+        return build_model(key, activation)
+
+
 @dataclass
 class TaskSetup:
     """Everything the training loop needs for one run."""
@@ -122,11 +149,10 @@ def build_task(
 ) -> TaskSetup:
     """Model and data for task ``key``, the model initialised from ``seed``."""
     info = get_task(key)
-    torch.manual_seed(seed)
     if key == "sine":
         x, y = sine_data(dtype)
         feats = powers(x)  # (2000, 3)
-        model = Cubic().to(dtype)
+        model = seeded_model(key, seed).to(dtype)
         return TaskSetup(
             info,
             model,
@@ -149,7 +175,7 @@ def build_task(
             y = 2 * x + 1 + 0.5 * torch.randn(250, 1, generator=g, dtype=dtype)
             x, vx, y, vy = x[:200], x[200:], y[:200], y[200:]
             source = "200 noisy points of y = 2x + 1, validated on 50 more"
-        model = nn.Linear(1, 1).to(dtype)
+        model = seeded_model(key, seed).to(dtype)
         return TaskSetup(info, model, x, y, vx, vy, "points", source, _describe_line)
     if key == "lenet":
         if dataset == "synthetic":
@@ -167,8 +193,7 @@ def build_task(
                 ds.name,
                 ds.source,
             )
-        torch.manual_seed(seed)
-        model = LeNet5(activation)  # type: ignore[arg-type]
+        model = seeded_model(key, seed, activation)
         return TaskSetup(
             info,
             model,
@@ -185,7 +210,7 @@ def build_task(
         g = torch.Generator().manual_seed(seed + 1)
         x = torch.randn(64, 3, 32, 32, generator=g)
         target = torch.linspace(-1, 1, 10).expand(64, 10).clone()  # a fixed target vector
-        model = TutorialCNN()
+        model = seeded_model(key, seed)
         return TaskSetup(
             info,
             model,
@@ -212,4 +237,12 @@ def _describe_line(model: nn.Module) -> dict[str, Any]:
     return {"w": w, "b": b, "line": f"y = {w:.4g} x {'-' if b < 0 else '+'} {abs(b):.4g}"}
 
 
-__all__ = ["TASKS", "TaskInfo", "TaskSetup", "build_task", "get_task"]
+__all__ = [
+    "TASKS",
+    "TaskInfo",
+    "TaskSetup",
+    "build_model",
+    "build_task",
+    "get_task",
+    "seeded_model",
+]

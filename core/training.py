@@ -25,9 +25,11 @@ from torch import nn
 from core import sine
 from core.checkpoints import (
     CheckpointError,
+    checkpoint_payload,
     load_checkpoint,
     resume,
     save_checkpoint,
+    write_checkpoint,
 )
 from core.history import History
 from core.losses import LossSpec, build_loss, check_loss_for_task
@@ -43,6 +45,8 @@ from core.optimizers import (
 from core.tasks import TaskSetup, build_task, get_task
 
 Form = Literal["module", "numpy", "autograd"]
+CHECKPOINT_EVERY_S = 2.0  # the best checkpoint goes to disk at most this often, and at the end
+PREVIEW_SAMPLES = 32  # validation images whose predictions every Epoch reports
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,9 @@ class Started:
     steps_per_epoch: int
     n_train: int
     start_epoch: int  # > 1 when resumed
+    # what a live view needs to draw the task: LeNet's first 32 validation images (uint8) and
+    # labels (their predictions come with each Epoch), the regression points
+    preview: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -270,13 +277,13 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         yield from _train_tutorial_form(c, setup, control)
         return
     loss_fn = build_loss(c.loss)
-    opt = build_optimizer(c.optimizer, model.parameters())
-    sched = build_scheduler(c.scheduler, opt) if c.scheduler else None
     tx, ty = setup.train_x.to(device), setup.train_y.to(device)
     vx, vy = setup.val_x.to(device), setup.val_y.to(device)
     n = len(tx)
     bs = n if c.batch_size == 0 else min(c.batch_size, n)
     per_epoch = math.ceil(n / bs)
+    opt = build_optimizer(c.optimizer, model.parameters())
+    sched = build_scheduler(_fit_schedule(c, per_epoch), opt) if c.scheduler else None
     start_epoch, step, best = 1, 0, (math.inf, 0)
     if c.resume:
         start_epoch, step, best = resume(c, model, opt, sched)
@@ -292,12 +299,14 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         per_epoch,
         n,
         start_epoch,
+        _preview(setup),
     )
     snaps = _snapshots(model, c.epochs * per_epoch, c.snapshots)
     _snapshot(snaps, step, model)
     is_lbfgs = isinstance(opt, torch.optim.LBFGS)
     epoch = start_epoch - 1
     reason, message = "completed", ""
+    pending, last_write = None, -math.inf  # the best checkpoint not yet on disk
     for epoch in range(start_epoch, c.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -358,8 +367,14 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         if val_loss < best[0]:
             best = (val_loss, epoch)
             if c.checkpoint:
-                save_checkpoint(c.checkpoint, c, model, opt, sched, epoch, step, val_loss)
-                yield Checkpoint(c.checkpoint, epoch, val_loss)
+                # a copy now; the disk write at most every few seconds (and at the end): a
+                # sine fit improves every epoch, and 2,000 writes took longer than training
+                pending = checkpoint_payload(c, model, opt, sched, epoch, step, val_loss)
+                if time.monotonic() - last_write >= CHECKPOINT_EVERY_S:
+                    yield _write(c.checkpoint, pending)
+                    pending, last_write = None, time.monotonic()
+    if pending is not None:
+        yield _write(c.checkpoint, pending)
     _snapshot(snaps, step, model)
     final: dict[str, Any] = {"val_loss": None, "val_accuracy": None}
     if reason != "diverged":
@@ -380,6 +395,35 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         snaps.get("theta").copy(),
         message,
     )
+
+
+def _write(path: str, payload: dict[str, Any]) -> Checkpoint:
+    write_checkpoint(path, payload)
+    return Checkpoint(path, payload["epoch"], payload["val_loss"])
+
+
+def _fit_schedule(c: TrainConfig, per_epoch: int) -> SchedulerSpec:
+    """OneCycle must know the run's length: unless it was given, it is the run's own."""
+    spec = c.scheduler
+    if spec.name == "onecycle" and "total_steps" not in spec.hyper:
+        total = c.epochs * per_epoch if c.scheduler_interval == "step" else c.epochs
+        spec = SchedulerSpec(spec.name, {**spec.hyper, "total_steps": total})
+    return spec
+
+
+def _preview(setup: TaskSetup) -> dict[str, Any]:
+    if setup.classes:
+        images = setup.val_x[:PREVIEW_SAMPLES, 0].detach().cpu().numpy()
+        return {
+            "images": np.clip(images * 255 + 0.5, 0, 255).astype(np.uint8),
+            "labels": setup.val_y[:PREVIEW_SAMPLES].cpu().numpy(),
+        }
+    if setup.train_x.ndim == 2 and setup.train_x.shape[1] == 1:  # the linear regressions
+        return {
+            "x": setup.train_x[:, 0].detach().cpu().double().numpy(),
+            "y": setup.train_y[:, 0].detach().cpu().double().numpy(),
+        }
+    return {}
 
 
 def _needs_metric(c: TrainConfig) -> bool:
@@ -433,7 +477,8 @@ def _evaluate(model, loss_fn, vx, vy, setup: TaskSetup) -> tuple[float, float | 
             (vy.cpu(), pred.cpu()), torch.ones(len(vy), dtype=torch.int64), accumulate=True
         )
         details["confusion"] = conf.numpy()  # rows: true class, columns: predicted
-        details["samples"] = pred[:32].cpu().numpy()  # predictions for the first 32 val images
+        # predictions for the images of Started.preview
+        details["samples"] = pred[:PREVIEW_SAMPLES].cpu().numpy()
     model.train()
     return val_loss, acc, details
 

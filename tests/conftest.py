@@ -4,3 +4,54 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+
+import http.server  # noqa: E402
+import threading  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@dataclass
+class LocalServer:
+    """An HTTP server on 127.0.0.1 serving ``routes`` (path -> bytes); ``hits`` lists requests."""
+
+    url: str = ""
+    routes: dict = field(default_factory=dict)
+    hits: list = field(default_factory=list)
+
+
+@pytest.fixture
+def server():
+    state = LocalServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            state.hits.append(self.path)
+            body = state.routes.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _runs_dir(tmp_path_factory, monkeypatch):
+    """Runs started in tests keep their checkpoints in a temporary folder, not the home."""
+    monkeypatch.setenv("LOSSLAB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))

@@ -52,6 +52,13 @@ class NumberEdit(QtWidgets.QWidget):
             return 10 ** (math.log10(self.low) + f * (math.log10(self.high) - math.log10(self.low)))
         return self.low + f * (self.high - self.low)
 
+    def value(self) -> float:
+        """The value in the text box (the last good one if the text is not a number)."""
+        try:
+            return float(self.text.text())
+        except ValueError:
+            return self._from_slider(self.slider.value())
+
     def set_value(self, v: float) -> None:
         self.slider.blockSignals(True)
         self.slider.setValue(self._to_slider(v))

@@ -55,28 +55,10 @@ class OffscreenView:
         return self.view.grab().toImage()
 
     def svg(self) -> bytes:
-        """The view as SVG: lines and text as vectors, the heatmap as an embedded image.
+        """The view as SVG: lines and text as vectors, the heatmap as an embedded image."""
+        from app.export import widget_svg
 
-        Qt's own QSvgGenerator, not pyqtgraph's SVGExporter, whose rewriting of path data
-        fails on the paths current Qt writes (pyqtgraph issue #3485).
-        """
-        from PySide6 import QtSvg
-
-        QtWidgets.QApplication.processEvents()
-        buf = QtCore.QBuffer()
-        buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-        gen = QtSvg.QSvgGenerator()
-        gen.setOutputDevice(buf)
-        size = self.view.size()
-        gen.setSize(size)
-        gen.setViewBox(QtCore.QRect(0, 0, size.width(), size.height()))
-        gen.setTitle("LossLab race")
-        painter = QtGui.QPainter(gen)
-        try:
-            self.view.render(painter)
-        finally:
-            painter.end()
-        return bytes(buf.data())
+        return widget_svg(self.view, "LossLab race")
 
     def close(self) -> None:
         self.view.close()

@@ -1,9 +1,7 @@
 import gzip
 import hashlib
-import http.server
 import os
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,46 +34,16 @@ def test_idx_round_trip_and_errors():
         parse_idx(b"\x00")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, bytes] = {}
-    hits: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        self.hits.append(self.path)
-        body = self.routes.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-
-
 def test_download_tries_mirrors_verifies_md5_and_replaces_corrupt_files(server, tmp_path):
     files = {
         "t10k-images-idx3-ubyte.gz": gzip.compress(idx_bytes(np.zeros((5, 28, 28), np.uint8))),
         "t10k-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(5, dtype=np.uint8))),
     }
     sums = {n: hashlib.md5(b).hexdigest() for n, b in files.items()}
-    _Handler.routes = {f"/good/{n}": b for n, b in files.items()}
-    _Handler.routes.update({f"/corrupt/{n}": b[:-3] + b"xyz" for n, b in files.items()})
-    _Handler.hits = []
-    mirrors = [f"{server}/missing/", f"{server}/corrupt/", f"{server}/good/"]
+    server.routes = {f"/good/{n}": b for n, b in files.items()}
+    server.routes.update({f"/corrupt/{n}": b[:-3] + b"xyz" for n, b in files.items()})
+    server.hits = []
+    mirrors = [f"{server.url}/missing/", f"{server.url}/corrupt/", f"{server.url}/good/"]
     progress = []
     # a corrupt copy already in the cache must be detected and fetched again
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
@@ -89,24 +57,24 @@ def test_download_tries_mirrors_verifies_md5_and_replaces_corrupt_files(server, 
     assert [p.name for p in got] == list(files)
     for name, body in files.items():
         assert (tmp_path / name).read_bytes() == body
-    assert any("/missing/" in h for h in _Handler.hits)  # failed mirror tried first
-    assert any("/corrupt/" in h for h in _Handler.hits)  # corrupt mirror rejected
+    assert any("/missing/" in h for h in server.hits)  # failed mirror tried first
+    assert any("/corrupt/" in h for h in server.hits)  # corrupt mirror rejected
     assert progress and progress[-1][1] == progress[-1][2]
     assert not list(tmp_path.glob("*.part"))  # no half-written files left
     assert not list(tmp_path.glob(".*.tmp"))
     # a second call finds good files and fetches nothing
-    _Handler.hits = []
+    server.hits = []
     download(tmp_path, names=list(files), mirrors=mirrors, checksums=sums)
-    assert _Handler.hits == []
+    assert server.hits == []
 
 
 def test_download_failure_says_where_to_put_the_files(server, tmp_path):
-    _Handler.routes = {}
+    server.routes = {}
     with pytest.raises(DataError, match=f"copy the MNIST .gz files into {tmp_path}"):
         download(
             tmp_path,
             names=["t10k-labels-idx1-ubyte.gz"],
-            mirrors=[f"{server}/nothing/"],
+            mirrors=[f"{server.url}/nothing/"],
             checksums={"t10k-labels-idx1-ubyte.gz": "0" * 32},
         )
 

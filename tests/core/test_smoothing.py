@@ -15,3 +15,14 @@ def test_debiased_ema():
     np.testing.assert_allclose(constant, 3.0)
     with pytest.raises(ValueError, match="smoothing"):
         debiased_ema(x, 1.0)
+
+
+def test_running_form_equals_the_whole_curve():
+    from core.smoothing import DebiasedEMA
+
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=1000)
+    x[[5, 400]] = [np.nan, np.inf]
+    ema = DebiasedEMA(0.9)
+    parts = [ema.extend(x[a:b]) for a, b in ((0, 1), (1, 333), (333, 334), (334, 1000))]
+    np.testing.assert_allclose(np.concatenate(parts), debiased_ema(x, 0.9), rtol=1e-15)

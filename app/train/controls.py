@@ -1,0 +1,355 @@
+"""The Train workspace's side panel: what to train and how, turned into a TrainConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+import torch
+from PySide6 import QtCore, QtWidgets
+
+from app.race.editors import NumberEdit, editor_for
+from core import data as data_mod
+from core.losses import LossSpec, get_loss, losses_for
+from core.models import count_parameters, summary
+from core.optimizers import (
+    CATALOGUE,
+    SCHEDULERS,
+    OptimizerSpec,
+    SchedulerSpec,
+    get_optimizer,
+    get_scheduler,
+)
+from core.tasks import TASKS, build_model, get_task
+from core.training import TrainConfig
+
+FORMS = ("numpy", "autograd", "module")
+FORM_LABELS = {"numpy": "NumPy", "autograd": "autograd", "module": "nn.Linear"}
+
+
+def _form_layout() -> QtWidgets.QFormLayout:
+    form = QtWidgets.QFormLayout()
+    form.setContentsMargins(0, 0, 0, 0)
+    form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    return form
+
+
+class TrainControls(QtWidgets.QWidget):
+    """Task, data, model, loss, optimizer, schedule, clipping, sizes, seed and device."""
+
+    task_changed = QtCore.Signal(str)
+    download_requested = QtCore.Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.hyper: dict = {}  # the optimizer's hyperparameters as edited
+        self.sched_hyper: dict = {}
+        self._build()
+        self._task_changed()
+
+    def _build(self) -> None:
+        self.task = QtWidgets.QComboBox()
+        for key, t in TASKS.items():
+            self.task.addItem(t.label, key)
+        self.task.currentIndexChanged.connect(lambda _: self._task_changed())
+        self.caption = QtWidgets.QLabel()
+        self.caption.setWordWrap(True)
+
+        # data (LeNet)
+        self.dataset = QtWidgets.QComboBox()
+        self.dataset.addItem("MNIST", "mnist")
+        self.dataset.addItem("Synthetic digits (offline demo, not MNIST)", "synthetic")
+        self.dataset.currentIndexChanged.connect(lambda _: self.refresh_data_status())
+        self.data_status = QtWidgets.QLabel()
+        self.data_status.setWordWrap(True)
+        self.data_status.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.download_btn = QtWidgets.QPushButton("Download MNIST")
+        self.download_btn.setToolTip("Fetch the four MNIST files (11 MB) into the data folder")
+        self.download_btn.clicked.connect(self.download_requested)
+        self.limit = QtWidgets.QSpinBox()
+        self.limit.setRange(0, 60_000)
+        self.limit.setSingleStep(500)
+        self.limit.setSpecialValueText("all")
+        self.limit.setToolTip("Train on only this many images (a quicker demo); 0 = all")
+        self.activation = QtWidgets.QComboBox()
+        self.activation.addItems(["relu", "tanh"])
+        self.activation.currentIndexChanged.connect(lambda _: self._show_model())
+        self.data_box = QtWidgets.QGroupBox("Data")
+        dl = _form_layout()
+        dl.addRow("Source", self.dataset)
+        dl.addRow(self.data_status)
+        dl.addRow(self.download_btn)
+        dl.addRow("Images", self.limit)
+        dl.addRow("Activation", self.activation)
+        self.data_box.setLayout(dl)
+
+        # model
+        self.model_box = QtWidgets.QGroupBox("Model")
+        self.model_text = QtWidgets.QLabel()
+        self.model_text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        ml = QtWidgets.QVBoxLayout(self.model_box)
+        ml.addWidget(self.model_text)
+
+        # the sine fit's three forms
+        self.forms = QtWidgets.QCheckBox("Run the three forms side by side")
+        self.forms.setToolTip(
+            "NumPy by hand, autograd by hand and nn.Linear + torch.optim.SGD, from the same "
+            "start: plain gradient descent on the summed squared error. They coincide."
+        )
+        self.forms.toggled.connect(self._forms_toggled)
+
+        # training
+        self.loss = QtWidgets.QComboBox()
+        self.optimizer = QtWidgets.QComboBox()
+        for key, o in CATALOGUE.items():
+            self.optimizer.addItem(o.label, key)
+        self.optimizer.currentIndexChanged.connect(lambda _: self._optimizer_changed())
+        self.hyper_box = QtWidgets.QWidget()
+        self.hyper_form = _form_layout()
+        self.hyper_box.setLayout(self.hyper_form)
+        self.scheduler = QtWidgets.QComboBox()
+        self.scheduler.addItem("none (constant lr)", None)
+        for key, s in SCHEDULERS.items():
+            self.scheduler.addItem(s.label, key)
+        self.scheduler.currentIndexChanged.connect(lambda _: self._scheduler_changed())
+        self.interval = QtWidgets.QComboBox()
+        self.interval.addItem("each epoch", "epoch")
+        self.interval.addItem("each step", "step")
+        self.sched_box = QtWidgets.QWidget()
+        self.sched_form = _form_layout()
+        self.sched_box.setLayout(self.sched_form)
+        self.clip = QtWidgets.QCheckBox("clip gradient norm to")
+        self.clip_value = NumberEdit(1e-3, 100.0, True, 1.0)
+        self.clip_value.setEnabled(False)
+        self.clip.toggled.connect(self.clip_value.setEnabled)
+        self.epochs = QtWidgets.QSpinBox()
+        self.epochs.setRange(1, 1_000_000)
+        self.batch = QtWidgets.QSpinBox()
+        self.batch.setRange(0, 1_000_000)
+        self.batch.setSpecialValueText("full batch")
+        self.seed = QtWidgets.QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.device = QtWidgets.QComboBox()
+        self.device.addItem("CPU", "cpu")
+        self.device.addItem("CUDA", "cuda")
+        if not torch.cuda.is_available():
+            item = self.device.model().item(1)
+            item.setEnabled(False)
+            item.setToolTip("no CUDA device on this machine")
+            self.device.setItemText(1, "CUDA (not available here)")
+
+        form = _form_layout()
+        form.addRow("Task", self.task)
+        form.addRow(self.caption)
+        form.addRow(self.forms)
+        train_box = QtWidgets.QGroupBox("Training")
+        tl = _form_layout()
+        tl.addRow("Loss", self.loss)
+        tl.addRow("Optimizer", self.optimizer)
+        tl.addRow(self.hyper_box)
+        tl.addRow("LR schedule", self.scheduler)
+        tl.addRow("  step it", self.interval)
+        tl.addRow(self.sched_box)
+        clip_row = QtWidgets.QHBoxLayout()
+        clip_row.addWidget(self.clip)
+        clip_row.addWidget(self.clip_value, 1)
+        tl.addRow(clip_row)
+        tl.addRow("Epochs", self.epochs)
+        tl.addRow("Batch size", self.batch)
+        tl.addRow("Seed", self.seed)
+        tl.addRow("Device", self.device)
+        train_box.setLayout(tl)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(form)
+        lay.addWidget(self.data_box)
+        lay.addWidget(self.model_box)
+        lay.addWidget(train_box)
+        self.inputs = (
+            self.task,
+            self.forms,
+            self.data_box,
+            self.loss,
+            self.optimizer,
+            self.hyper_box,
+            self.scheduler,
+            self.interval,
+            self.sched_box,
+            self.clip,
+            self.clip_value,
+            self.epochs,
+            self.batch,
+            self.seed,
+            self.device,
+        )
+
+    # --- choices ---------------------------------------------------------------------------
+
+    def task_key(self) -> str:
+        return self.task.currentData()
+
+    def set_task(self, key: str) -> None:
+        self.task.setCurrentIndex(self.task.findData(key))
+
+    def _task_changed(self) -> None:
+        info = get_task(self.task_key())
+        self.caption.setText(f"<i>{html.escape(info.caption)}</i>")
+        self.data_box.setVisible(info.key == "lenet")
+        self.forms.setVisible(info.key == "sine")
+        self.forms.setChecked(False)
+        # only losses that fit the task can be chosen: a mismatch is prevented, not reported
+        self.loss.clear()
+        for key in losses_for(info.family):
+            self.loss.addItem(get_loss(key).label, key)
+        self.loss.setCurrentIndex(self.loss.findData(info.loss.name))
+        self.hyper = dict(info.optimizer.hyper)
+        self.set_optimizer(info.optimizer.name, dict(info.optimizer.hyper))
+        self.scheduler.setCurrentIndex(0)
+        self.clip.setChecked(False)
+        self.epochs.setValue(info.epochs)
+        self.batch.setValue(info.batch_size)
+        self.refresh_data_status()
+        self._show_model()
+        self.task_changed.emit(info.key)
+
+    def set_optimizer(self, key: str, hyper: dict) -> None:
+        self.hyper = dict(hyper)
+        self.optimizer.blockSignals(True)
+        self.optimizer.setCurrentIndex(self.optimizer.findData(key))
+        self.optimizer.blockSignals(False)
+        self._build_hyper_rows()
+
+    def _optimizer_changed(self) -> None:
+        task = get_task(self.task_key())
+        key = self.optimizer.currentData()
+        self.hyper = dict(task.optimizer.hyper) if key == task.optimizer.name else {}
+        self._build_hyper_rows()
+
+    def _build_hyper_rows(self) -> None:
+        info = get_optimizer(self.optimizer.currentData())
+        while self.hyper_form.rowCount():
+            self.hyper_form.removeRow(0)
+        values = {p.name: p.default for p in info.params} | self.hyper
+        for p in info.params:
+
+            def change(v, name=p.name):
+                self.hyper[name] = v
+
+            self.hyper_form.addRow(f"  {p.name}", editor_for(p, values[p.name], change))
+
+    def _scheduler_changed(self) -> None:
+        self.sched_hyper = {}
+        while self.sched_form.rowCount():
+            self.sched_form.removeRow(0)
+        key = self.scheduler.currentData()
+        self.interval.setEnabled(key is not None)
+        if key is None:
+            return
+        info = get_scheduler(key)
+        self.scheduler.setToolTip(info.caption)
+        values = {p.name: p.default for p in info.params}
+        for p in info.params:
+
+            def change(v, name=p.name):
+                self.sched_hyper[name] = v
+
+            editor = editor_for(p, values[p.name], change)
+            if key == "onecycle" and p.name == "total_steps":
+                editor.setToolTip("left alone, it is the run's length (epochs x steps, or epochs)")
+            self.sched_form.addRow(f"  {p.name}", editor)
+
+    def _forms_toggled(self, on: bool) -> None:
+        if not on:
+            return
+        # the three forms are the tutorial's plain gradient descent: set the controls to it
+        self.loss.setCurrentIndex(self.loss.findData("mse"))
+        self.set_optimizer("sgd", {"lr": 1e-6})
+        self.scheduler.setCurrentIndex(0)
+        self.clip.setChecked(False)
+        self.batch.setValue(0)
+
+    def refresh_data_status(self) -> None:
+        if self.dataset.currentData() == "synthetic":
+            self.data_status.setText(
+                "Digits drawn with a font, jittered and noised: an offline demo, <b>not MNIST</b>."
+            )
+            self.download_btn.setVisible(False)
+            return
+        found, text = data_mod.mnist_status()
+        self.data_status.setText(
+            html.escape(text)
+            + (
+                ""
+                if found
+                else ". Press Download, copy the four MNIST .gz files there, or choose the "
+                "synthetic digits."
+            )
+        )
+        self.data_status.setStyleSheet("" if found else "color: #e6194b;")
+        self.download_btn.setVisible(not found)
+
+    def mnist_missing(self) -> bool:
+        return (
+            self.task_key() == "lenet"
+            and self.dataset.currentData() == "mnist"
+            and not data_mod.mnist_status()[0]
+        )
+
+    def _show_model(self) -> None:
+        model = build_model(self.task_key(), self.activation.currentText())
+        rows = "".join(
+            f"<tr><td>{html.escape(name or '(model)')}</td><td>{kind}</td>"
+            f"<td align='right'>{n:,}</td></tr>"
+            for name, kind, n in summary(model)
+        )
+        self.model_text.setText(
+            "<table cellspacing='0' cellpadding='1'>"
+            "<tr><th align='left'>layer</th><th align='left'>type</th>"
+            "<th align='right'>params</th></tr>"
+            f"{rows}<tr><td colspan='2'><b>total</b></td>"
+            f"<td align='right'><b>{count_parameters(model):,}</b></td></tr></table>"
+        )
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def config(self) -> TrainConfig:
+        """The run the controls describe; ``ValueError`` says what is wrong."""
+        task = get_task(self.task_key())
+        loss_key = self.loss.currentData()
+        reduction = task.loss.reduction if loss_key == task.loss.name else "mean"
+        sched = self.scheduler.currentData()
+        lenet = task.key == "lenet"
+        return TrainConfig(
+            task=task.key,
+            loss=LossSpec(loss_key, reduction),
+            optimizer=OptimizerSpec(self.optimizer.currentData(), dict(self.hyper)),
+            scheduler=SchedulerSpec(sched, dict(self.sched_hyper)) if sched else None,
+            scheduler_interval=self.interval.currentData(),
+            clip_norm=self.clip_value.value() if self.clip.isChecked() else None,
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value(),
+            seed=self.seed.value(),
+            device=self.device.currentData(),
+            dataset=self.dataset.currentData() if lenet else "auto",
+            activation=self.activation.currentText() if lenet else "relu",
+            limit=(self.limit.value() or None) if lenet else None,
+        ).resolved()
+
+    def configs(self) -> list[TrainConfig]:
+        """One config, or the three forms of the sine fit when that box is ticked."""
+        c = self.config()
+        if not (self.task_key() == "sine" and self.forms.isChecked()):
+            return [c]
+        return [dataclasses.replace(c, form=f).resolved() for f in FORMS]
+
+    def set_running(self, on: bool) -> None:
+        for w in self.inputs:
+            w.setEnabled(not on)
+        if not on:
+            self.clip_value.setEnabled(self.clip.isChecked())
+            self.interval.setEnabled(self.scheduler.currentData() is not None)
+
+
+__all__ = ["FORMS", "FORM_LABELS", "TrainControls"]

@@ -1,0 +1,173 @@
+"""Train workspace benchmark: prints tables; not a test.
+
+While LeNet-5 trains on its worker thread, does the GUI stay responsive? A 16 ms QTimer runs
+on the GUI thread for one training epoch; every gap between two of its ticks beyond 16 ms is
+a delay the user would feel. The table gives the largest delay, the 99th percentile and the
+median (goal: largest < 50 ms), and what the live views cost the training (images/s with the
+workspace drawing vs. the same training with no window at all).
+
+Needs MNIST: LOSSLAB_DATA_DIR (or --data-dir) must name a folder with the MNIST files.
+Rendering is Qt's offscreen raster (the same software painting a desktop without GL uses).
+
+Run: LOSSLAB_DATA_DIR=../shared/data/mnist .venv/bin/python bench/train_gui.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TICK_MS = 16
+
+
+def wait_in_event_loop(done) -> None:
+    """Run Qt's event loop (as the app does, idle between events) until ``done()``."""
+    from PySide6 import QtCore
+
+    loop = QtCore.QEventLoop()
+    check = QtCore.QTimer()
+    check.setInterval(5)
+    check.timeout.connect(lambda: done() and loop.quit())
+    check.start()
+    if not done():
+        loop.exec()
+    check.stop()
+
+
+def one_epoch_in_window(app, batch: int) -> dict:
+    from PySide6 import QtCore
+
+    from app.main_window import MainWindow
+
+    settings = QtCore.QSettings(
+        str(Path(tempfile.mkdtemp()) / "s.ini"), QtCore.QSettings.Format.IniFormat
+    )
+    w = MainWindow(settings=settings, restore=False)
+    w.resize(1440, 900)
+    w.show()
+    w.tabs.setCurrentWidget(w.train)
+    t = w.train
+    t.controls.set_task("lenet")
+    t.controls.epochs.setValue(1)
+    t.controls.batch.setValue(batch)
+    app.processEvents()
+    ticks: list[float] = []
+    timer = QtCore.QTimer()
+    timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    # measure from the first step to the end of the epoch (not data loading or start-up)
+    t.start()
+    run = t.runs[-1]
+    wait_in_event_loop(lambda: run.record.steps["step"] or not t.running)
+    timer.start()
+    t_first = time.perf_counter()
+    n_first = run.record.steps["step"][0] if run.record.steps["step"] else 0
+    wait_in_event_loop(lambda: not t.running)
+    timer.stop()
+    wait_in_event_loop(lambda: not t.save_jobs)
+    t_end = time.perf_counter()
+    steps = run.record.steps["step"][-1] - n_first
+    images = steps * batch
+    gaps = [1000 * (b - a) for a, b in zip(ticks, ticks[1:], strict=False)]
+    delays = [max(0.0, g - TICK_MS) for g in gaps]
+    w.close()
+    if run.status != "completed":
+        raise SystemExit(f"the run did not complete: {run.status} {run.error}")
+    return {
+        "max": max(delays),
+        "p99": statistics.quantiles(delays, n=100)[98],
+        "median": statistics.median(delays),
+        "ticks": len(ticks),
+        "img_s": images / (t_end - t_first),
+    }
+
+
+def bare_in_fresh_process(batch: int) -> float:
+    """:func:`bare_epoch` in a new process: in this one, torch's thread pools and allocator
+    are in whatever state the window's run left them (that skewed the figure 3x)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--bare", "--batch", str(batch)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bare_epoch(batch: int) -> float:
+    """The same epoch without a window: core.training's generator on the main thread, with
+    torch's default thread count."""
+    from core.training import Step, TrainConfig, train
+
+    t_first = n_first = None
+    last = 0
+    for e in train(TrainConfig(task="lenet", epochs=1, batch_size=batch, dataset="mnist")):
+        if isinstance(e, Step):
+            if t_first is None:
+                t_first, n_first = time.perf_counter(), e.step
+            last = e.step
+    return (last - n_first) * batch / (time.perf_counter() - t_first)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--data-dir", help="MNIST folder (default: $LOSSLAB_DATA_DIR)")
+    ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare:  # the child process of bare_in_fresh_process
+        bare_epoch(args.batch)
+        print(f"{bare_epoch(args.batch):.1f}")
+        return 0
+    if args.data_dir:
+        os.environ["LOSSLAB_DATA_DIR"] = args.data_dir
+    from core.data import mnist_status
+
+    found, text = mnist_status()
+    if not found:
+        print(f"{text}: set LOSSLAB_DATA_DIR or --data-dir", file=sys.stderr)
+        return 2
+    os.environ.setdefault("LOSSLAB_RUNS_DIR", tempfile.mkdtemp(prefix="losslab-bench-"))
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    print(f"Data: {text}")
+    print(f"LeNet-5, batch {args.batch}, one epoch per row; a {TICK_MS} ms timer on the GUI thread")
+    print()
+    print(
+        "| run | largest delay | p99 delay | median delay | ticks | images/s (window) "
+        "| images/s (no window) | torch threads (window / none) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    import torch
+
+    threads = torch.get_num_threads()
+    # No warm-up on this thread: torch work here makes the training thread's slower (two
+    # OpenMP pools on two cores), which the app never does. Imports and torch._dynamo load
+    # before the first step, where the measurement starts.
+    for i in range(args.repeats):
+        r = one_epoch_in_window(app, args.batch)
+        window_threads = torch.get_num_threads()
+        bare = bare_in_fresh_process(args.batch)
+        print(
+            f"| {i + 1} | {r['max']:.1f} ms | {r['p99']:.1f} ms | {r['median']:.1f} ms "
+            f"| {r['ticks']} | {r['img_s']:,.0f} | {bare:,.0f} | {window_threads} / {threads} |"
+        )
+    print()
+    print("Goal: largest delay < 50 ms.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
