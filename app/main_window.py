@@ -115,7 +115,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train.landscape_requested.connect(self.open_in_landscape)
         self.tabs.insertTab(1, self.train, "Train")
         self.tabs.setCurrentIndex(0)
-        self.statusBar().showMessage("Click the surface to set the start; Space plays the race")
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self._tab_changed(0)
         self._menus()
         self.set_theme(self.theme)
         if self._restore_session:
@@ -192,6 +193,14 @@ class MainWindow(QtWidgets.QMainWindow):
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", self._show_shortcuts)
         self._action(h, "&About LossLab", self._about)
+
+    def _tab_changed(self, index: int) -> None:
+        hints = {
+            0: "Click the surface to set the start; Space plays the race",
+            1: "Choose a task and press Start (Ctrl+Return); runs stay in the list to compare",
+        }
+        if index in hints:
+            self.statusBar().showMessage(hints[index])
 
     def _start_training(self) -> None:
         self.tabs.setCurrentWidget(self.train)

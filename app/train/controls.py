@@ -305,7 +305,7 @@ class TrainControls(QtWidgets.QWidget):
             for name, kind, n in summary(model)
         )
         self.model_text.setText(
-            "<table cellspacing='0' cellpadding='1'>"
+            "<table cellspacing='0' cellpadding='3'>"
             "<tr><th align='left'>layer</th><th align='left'>type</th>"
             "<th align='right'>params</th></tr>"
             f"{rows}<tr><td colspan='2'><b>total</b></td>"

@@ -208,6 +208,8 @@ class RunsTable(QtWidgets.QTableWidget):
         self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.verticalHeader().hide()
+        self.setWordWrap(False)
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
         h = self.horizontalHeader()
         h.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         h.setSectionResizeMode(3, QtWidgets.QHeaderView.ResizeMode.Stretch)

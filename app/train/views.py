@@ -258,7 +258,7 @@ class DigitsGrid(QtWidgets.QWidget):
             pred = int(self.predicted[i])
             ok = self.labels is not None and pred == int(self.labels[i])
             colour = QtGui.QColor(RIGHT if ok else WRONG)
-            text = f"{pred}" if ok else f"{pred} \u2717 ({int(self.labels[i])})"
+            text = f"{pred}" if ok else f"{pred} ({int(self.labels[i])})"
             if not ok:
                 p.setPen(QtGui.QPen(colour, 2))
                 p.drawRect(target.adjusted(-1, -1, 1, 1))

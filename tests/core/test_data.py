@@ -117,3 +117,20 @@ def test_data_dir_resolution(monkeypatch, tmp_path):
     assert data.data_dir("/x") == Path("/x")
     monkeypatch.delenv(data.ENV_VAR)
     assert data.data_dir() == data.default_cache_dir()
+
+
+def test_mnist_status_says_what_is_there(tmp_path):
+    from core.data import mnist_status
+
+    found, text = mnist_status(tmp_path)
+    assert not found and text == f"MNIST not found in {tmp_path}"
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes(b"")
+    found, text = mnist_status(tmp_path)
+    assert found and "test set found" in text and "8,000" in text
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(b"")
+    assert mnist_status(tmp_path) == (
+        True,
+        f"MNIST found in {tmp_path} (60,000 training + 10,000 test images)",
+    )

@@ -233,3 +233,88 @@ def test_lenet_reaches_97_percent_in_three_epochs():
         )
     assert start.dataset == "MNIST" and "8,000" in start.source
     assert max(accs) >= 0.97, accs
+
+
+def test_started_carries_what_the_live_views_draw():
+    lenet = next(iter(train(TrainConfig(task="lenet", dataset="synthetic", limit=256, epochs=1))))
+    assert lenet.preview["images"].shape == (32, 28, 28)
+    assert lenet.preview["images"].dtype == np.uint8 and lenet.preview["images"].max() > 100
+    assert lenet.preview["labels"].shape == (32,)
+    events = list(train(TrainConfig(task="lenet", dataset="synthetic", limit=256, epochs=1)))
+    epoch = next(e for e in events if isinstance(e, Epoch))
+    assert epoch.details["samples"].shape == (32,)  # predictions for those images
+    line = next(iter(train(TrainConfig(task="linreg_noisy", epochs=1))))
+    assert line.preview["x"].shape == (200,) and line.preview["y"].shape == (200,)
+    assert next(iter(train(TrainConfig(task="sine", epochs=1)))).preview == {}
+
+
+def test_onecycle_takes_the_runs_length_unless_told():
+    cfg = TrainConfig(
+        task="linreg_noisy",
+        epochs=3,
+        batch_size=50,
+        scheduler=SchedulerSpec("onecycle", {"max_lr": 0.05}),
+        scheduler_interval="step",
+    )
+    lrs = [e.lr for e in train(cfg) if isinstance(e, Step)]
+    assert len(lrs) == 12 and max(lrs) == pytest.approx(0.05, rel=0.05)
+    assert lrs[-1] < 1e-4  # annealed to the end exactly when the run ends
+    per_epoch = TrainConfig(task="linreg", epochs=4, scheduler=SchedulerSpec("onecycle"))
+    assert list(train(per_epoch))[-1].reason == "completed"
+
+
+def test_models_seeded_from_several_threads_at_once_are_identical():
+    from core.tasks import seeded_model
+
+    out = [None] * 8
+
+    def make(i):
+        out[i] = torch.cat([p.detach().flatten() for p in seeded_model("lenet", 3).parameters()])
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for theta in out[1:]:
+        assert torch.equal(theta, out[0])
+
+
+def test_checkpoint_writes_are_throttled_but_the_best_is_on_disk(tmp_path, monkeypatch):
+    import core.training as training
+
+    monkeypatch.setattr(training, "CHECKPOINT_EVERY_S", 3600.0)
+    path = tmp_path / "best.pt"
+    events = list(train(TrainConfig(task="sine", epochs=50, checkpoint=str(path))))
+    written = [e for e in events if isinstance(e, Checkpoint)]
+    # the first improvement is written at once, the rest wait for the end: 2 writes, not 50
+    assert [c.epoch for c in written] == [1, 50]
+    ck = load_checkpoint(path)
+    assert ck["epoch"] == 50
+    fin = events[-1]
+    np.testing.assert_allclose(
+        torch.cat([v.flatten() for v in ck["model"].values()]).numpy(),
+        fin.snapshots[-1],
+        rtol=1e-6,
+    )
+
+
+def test_several_runs_in_one_file(tmp_path):
+    from core.runs import load_runs, save_runs
+
+    recs = []
+    for lr in (0.01, 0.02):
+        cfg = TrainConfig(task="linreg", epochs=5, optimizer=OptimizerSpec("sgd", {"lr": lr}))
+        rec = RunRecord.for_config(cfg, f"lr {lr}")
+        for e in train(cfg):
+            rec.add(e)
+        recs.append(rec)
+    save_runs(recs, tmp_path / "runs.json")
+    back = load_runs(tmp_path / "runs.json")
+    assert [r.name for r in back] == ["lr 0.01", "lr 0.02"]
+    assert back[1].steps["loss"] == pytest.approx(recs[1].steps["loss"])
+    recs[0].save(tmp_path / "one.json")
+    assert [r.name for r in load_runs(tmp_path / "one.json")] == ["lr 0.01"]
+    (tmp_path / "bad.json").write_text('{"format": "losslab-runs-1", "runs": [{"config": 3}]}')
+    with pytest.raises(RunFileError, match="run 1: malformed run"):
+        load_runs(tmp_path / "bad.json")
