@@ -171,6 +171,14 @@ class _MaxPool2x2(nn.Module):
         )
 
 
+def _windows(z: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` -> ``(4, N, H/2, W/2, C)``: the four members of each 2x2 pooling
+    window first, then channels last (contiguous)."""
+    n, c, h, w = z.shape
+    z = z[..., : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2)
+    return z.permute(3, 5, 0, 2, 4, 1).reshape(4, n, h // 2, w // 2, c).contiguous()
+
+
 def _fast(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.MaxPool2d):
         k, st, pad = module.kernel_size, module.stride, module.padding
@@ -218,7 +226,21 @@ class PlaneEvaluator:
         k = next((i for i, m in enumerate(mods) if any(True for _ in m.parameters())), None)
         if k is None or not isinstance(mods[k], nn.Linear | nn.Conv2d):
             raise LandscapeError("the first layer with parameters must be Linear or Conv2d")
-        first, prefix, rest = mods[k], nn.Sequential(*mods[:k]), nn.Sequential(*mods[k + 1 :])
+        first, prefix = mods[k], nn.Sequential(*mods[:k])
+        after = mods[k + 1 :]
+        # Conv -> [ReLU/Tanh] -> 2x2 max-pool: both increasing, so pool(act(z)) = act(pool(z)).
+        # The three first-layer outputs are stored window-major, (4, N, H/2, W/2, C), and a
+        # point's pooled input is one contiguous combine and one max over the first axis.
+        self.fold_pool: nn.Module | None = None
+        acts = (nn.ReLU, nn.Tanh, nn.Identity)
+        if isinstance(first, nn.Conv2d):
+            if after and isinstance(after[0], _MaxPool2x2):
+                self.fold_pool, after = nn.Identity(), after[1:]
+            elif (
+                len(after) > 1 and isinstance(after[0], acts) and isinstance(after[1], _MaxPool2x2)
+            ):
+                self.fold_pool, after = after[0], after[2:]
+        rest = nn.Sequential(*after)
         n_first = sum(p.numel() for p in first.parameters())
         self.centre, self.d1, self.d2 = centre, d1, d2
         self.rest = rest
@@ -243,15 +265,15 @@ class PlaneEvaluator:
                 for vec in (centre, d1, d2):
                     set_flat(first, vec[:n_first])
                     z = first(xb)
-                    if four_d:
+                    if self.fold_pool is not None:
+                        z = _windows(z)
+                    elif four_d:
                         z = z.contiguous(memory_format=torch.channels_last)
                     zs.append(z)
                 self.chunks.append((zs[0], zs[1], zs[2], y[i : i + batch]))
         self._theta = torch.empty(centre.numel() - n_first, dtype=centre.dtype)
 
-    @torch.no_grad()
-    def at(self, a: float, b: float) -> tuple[float, float | None]:
-        """Loss (the model's reduction) and accuracy (classification) at one point."""
+    def _set_rest(self, a: float, b: float) -> None:
         c, n = self.centre, self.n_first
         theta = self._theta
         torch.add(c[n:], self.d1[n:], alpha=a, out=theta)
@@ -260,16 +282,46 @@ class PlaneEvaluator:
         for p in self.rest_params:
             p.copy_(theta[start : start + p.numel()].view_as(p))
             start += p.numel()
+
+    def _finish(self, z: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
+        """Loss sum and correct count of one chunk from its first-layer output ``z``."""
+        if self.fold_pool is not None:  # (4, N, h, w, C) -> (N, C, h, w), channels-last
+            z = self.fold_pool(torch.amax(z, dim=0).permute(0, 3, 1, 2))
+        dtype = self.centre.dtype
+        out = self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+        correct = int((out.argmax(dim=1) == yb).sum()) if self.classes else 0
+        return float(self.loss_sum(out, yb)), correct
+
+    def _result(self, total: float, correct: int) -> tuple[float, float | None]:
+        loss = total / self.n_targets if self.reduction == "mean" else total
+        return loss, (correct / self.n_targets if self.classes else None)
+
+    @torch.no_grad()
+    def at(self, a: float, b: float) -> tuple[float, float | None]:
+        """Loss (the model's reduction) and accuracy (classification) at one point."""
+        self._set_rest(a, b)
         total, correct = 0.0, 0
         for z0, z1, z2, yb in self.chunks:
-            z = z0.add(z1, alpha=a).add_(z2, alpha=b)
-            out = self.rest(z.to(self.work)).float() if self.work != c.dtype else self.rest(z)
-            total += float(self.loss_sum(out.to(c.dtype), yb))
-            if self.classes:
-                correct += int((out.argmax(dim=1) == yb).sum())
-        loss = total / self.n_targets if self.reduction == "mean" else total
-        acc = correct / self.n_targets if self.classes else None
-        return loss, acc
+            t, k = self._finish(z0.add(z1, alpha=a).add_(z2, alpha=b), yb)
+            total, correct = total + t, correct + k
+        return self._result(total, correct)
+
+    @torch.no_grad()
+    def row(self, alphas, b: float) -> list[tuple[float, float | None]]:
+        """:meth:`at` for every ``a`` in ``alphas`` at one ``b``: ``Z0 + b*Z2`` is formed once
+        per row, so each point costs one add instead of two (the adds are memory-bound)."""
+        bases = [z0.add(z2, alpha=b) for z0, _, z2, _ in self.chunks]
+        buf = [torch.empty_like(base) for base in bases]
+        out = []
+        for a in alphas:
+            self._set_rest(float(a), b)
+            total, correct = 0.0, 0
+            for base, tmp, (_, z1, _, yb) in zip(bases, buf, self.chunks, strict=True):
+                torch.add(base, z1, alpha=float(a), out=tmp)
+                t, k = self._finish(tmp, yb)
+                total, correct = total + t, correct + k
+            out.append(self._result(total, correct))
+        return out
 
 
 @torch.no_grad()
@@ -395,12 +447,9 @@ def axes(span: float, resolution: int) -> np.ndarray:
 def iter_grid(evaluator: PlaneEvaluator, alphas: np.ndarray, betas: np.ndarray) -> Iterator[Row]:
     """Evaluate the grid row by row (rows are betas); stop by no longer iterating."""
     for i, b in enumerate(betas):
-        loss = np.empty(len(alphas))
-        acc = np.empty(len(alphas)) if evaluator.classes else None
-        for j, a in enumerate(alphas):
-            loss[j], ac = evaluator.at(float(a), float(b))
-            if acc is not None:
-                acc[j] = ac
+        values = evaluator.row(alphas, float(b))
+        loss = np.array([v[0] for v in values])
+        acc = np.array([v[1] for v in values]) if evaluator.classes else None
         yield Row(i, loss, acc)
 
 
