@@ -16,11 +16,6 @@ from core import __version__
 # optimizer) right after, instead of showing nothing for three seconds.
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-_PLANNED = {
-    "Landscape": (
-        "The loss landscape of the model you just trained, with its training path on it."
-    ),
-}
 SHORTCUTS = [
     ("Space", "play / pause"),
     ("Right", "one step"),
@@ -71,8 +66,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(
             self._placeholder("Race", "Loading PyTorch and the Race workspace..."), "Race"
         )
-        for name, text in _PLANNED.items():
-            self.tabs.addTab(self._placeholder(name, text), name)
+        self.tabs.addTab(self._placeholder("Train", "Loading..."), "Train")
+        self.tabs.addTab(self._placeholder("Landscape", "Loading..."), "Landscape")
         self.setCentralWidget(self.tabs)
         self.statusBar().showMessage("Loading PyTorch...")
         self.resize(1440, 900)
@@ -113,7 +108,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train = TrainWorkspace()
         self.train.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.train.landscape_requested.connect(self.open_in_landscape)
-        self.tabs.insertTab(1, self.train, "Train")
+        from app.landscape.workspace import LandscapeWorkspace
+
+        self.landscape = LandscapeWorkspace()
+        self.landscape.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        for index, widget, name in ((1, self.train, "Train"), (2, self.landscape, "Landscape")):
+            old = self.tabs.widget(index)
+            self.tabs.removeTab(index)
+            old.deleteLater()
+            self.tabs.insertTab(index, widget, name)
         self.tabs.setCurrentIndex(0)
         self.tabs.currentChanged.connect(self._tab_changed)
         self._tab_changed(0)
@@ -198,6 +201,7 @@ class MainWindow(QtWidgets.QMainWindow):
         hints = {
             0: "Click the surface to set the start; Space plays the race",
             1: "Choose a task and press Start (Ctrl+Return); runs stay in the list to compare",
+            2: "Compute the landscape of a trained run; hover the path for true and projected loss",
         }
         if index in hints:
             self.statusBar().showMessage(hints[index])
@@ -208,14 +212,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_in_landscape(self, run) -> None:
         """A Train run's best checkpoint and trajectory, handed to the Landscape tab."""
-        self.landscape_run = run
-        self.tabs.setCurrentIndex(2)
-        label = self.tabs.widget(2)
-        if isinstance(label, QtWidgets.QLabel):
-            label.setText(
-                f"<h2>Landscape</h2><p>Run <b>{run.name}</b>: checkpoint {run.checkpoint}, "
-                f"record {run.file}.</p><p>{_PLANNED['Landscape']}</p>"
-            )
+        self.landscape.open_run(run)
+        self.tabs.setCurrentWidget(self.landscape)
 
     @staticmethod
     def _placeholder(name: str, text: str) -> QtWidgets.QWidget:
@@ -232,6 +230,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.race.view.set_theme(self.dark)
         self.race.loss.set_theme(self.dark)
         self.train.set_theme(self.dark)
+        self.landscape.set_theme(self.dark)
         self.settings.setValue("theme", theme)
         self.theme_actions[theme].setChecked(True)
 
@@ -264,6 +263,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.race is not None:
             self.race.shutdown()
             self.train.shutdown()
+            self.landscape.shutdown()
             self.settings.setValue("last_session", json.dumps(self.race.c.session().to_dict()))
         self.settings.sync()
         super().closeEvent(event)

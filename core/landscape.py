@@ -369,6 +369,8 @@ class Landscape:
     n_eval: int = 0
     explained: np.ndarray | None = None  # PCA: share of variance of d1, d2
     meta: dict[str, Any] = field(default_factory=dict)  # task, run name, seconds, ...
+    # arrays that came with it: the projected path, the 1-D interpolation, Hessian eigenvalues
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -387,6 +389,8 @@ class Landscape:
             arrays["acc"] = self.acc
         if self.explained is not None:
             arrays["explained"] = self.explained
+        for key, value in self.extras.items():
+            arrays[f"x_{key}"] = np.asarray(value)
         info = {
             "format": LANDSCAPE_FORMAT,
             "losslab": __version__,
@@ -418,6 +422,7 @@ class Landscape:
                     int(info.get("n_eval", 0)),
                     z.get("explained"),
                     dict(info.get("meta", {})),
+                    {k[2:]: z[k] for k in z.files if k.startswith("x_")},
                 )
         except FileNotFoundError:
             raise LandscapeError(f"no landscape file at {path}") from None
@@ -604,7 +609,7 @@ def hessian_eigs(
         v = torch.randn(n, generator=g, dtype=torch.float64).to(dtype)
         v /= v.norm()
         lam = 0.0
-        for _ in range(iters):
+        for it in range(iters):
             if should_stop is not None and should_stop():
                 raise InterruptedError("stopped")
             w = deflated(v)
@@ -614,7 +619,7 @@ def hessian_eigs(
                 lam = 0.0
                 break
             v = (w / norm).detach()
-            done = abs(new - lam) <= tol * max(1.0, abs(new))
+            done = it >= 2 and abs(new - lam) <= tol * abs(new)
             lam = new
             if done:
                 break

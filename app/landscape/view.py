@@ -1,0 +1,221 @@
+"""The landscape plane drawn: heatmap filling in row by row, contours, the projected path."""
+
+from __future__ import annotations
+
+import contourpy
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+from app.theme import style_plot
+from app.views.surface_view import display_values
+
+N_CONTOURS = 14
+PATH_COLOUR = "#ff6e40"
+
+
+class LandscapeView(pg.GraphicsLayoutWidget):
+    """Loss on the plane ``centre + a*d1 + b*d2``, with the training path projected on it."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.plot = self.addPlot(row=0, col=0)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "a (direction 1)")
+        self.plot.setLabel("left", "b (direction 2)")
+        self.image = pg.ImageItem()
+        self.image.setZValue(-20)
+        self.plot.addItem(self.image)
+        self.contours = pg.PlotDataItem(
+            pen=pg.mkPen((255, 255, 255, 90), width=1), connect="finite"
+        )
+        self.contours.setZValue(-10)
+        self.plot.addItem(self.contours)
+        self.bar = pg.ColorBarItem(
+            colorMap=pg.colormap.get("viridis"), interactive=False, width=18, colorMapMenu=False
+        )
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.path = pg.PlotDataItem(pen=pg.mkPen(PATH_COLOUR, width=2))
+        self.path.setZValue(10)
+        self.plot.addItem(self.path)
+        self.epochs = pg.ScatterPlotItem(
+            size=9, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(PATH_COLOUR)
+        )
+        self.epochs.setZValue(12)
+        self.plot.addItem(self.epochs)
+        self.centre = pg.ScatterPlotItem(
+            symbol="star", size=18, pen=pg.mkPen("k", width=1), brush=pg.mkBrush("#ffffff")
+        )
+        self.centre.setZValue(14)
+        self.plot.addItem(self.centre)
+        self.hover_mark = pg.ScatterPlotItem(size=13, pen=pg.mkPen("w", width=2), brush=None)
+        self.hover_mark.setZValue(15)
+        self.plot.addItem(self.hover_mark)
+        self.labels: list[pg.TextItem] = []
+        self.readout = self.addLabel("", row=1, col=0, justify="left", size="9pt")
+        self.scene().sigMouseMoved.connect(self._moved)
+        self.alphas = self.betas = None
+        self.loss: np.ndarray | None = None
+        self.scale = "linear"
+        self.path_info = None  # core.landscape_job.PathResult
+        self.last_hover = ""
+
+    # --- the plane -----------------------------------------------------------------------
+
+    def set_plane(self, alphas: np.ndarray, betas: np.ndarray) -> None:
+        self.alphas, self.betas = np.asarray(alphas), np.asarray(betas)
+        self.loss = np.full((len(betas), len(alphas)), np.nan)
+        self.contours.setData([], [])
+        self.set_path(None)
+        da = (alphas[-1] - alphas[0]) / max(1, len(alphas) - 1)
+        db = (betas[-1] - betas[0]) / max(1, len(betas) - 1)
+        self._rect = QtCore.QRectF(
+            alphas[0] - da / 2,
+            betas[0] - db / 2,
+            alphas[-1] - alphas[0] + da,
+            betas[-1] - betas[0] + db,
+        )
+        self.image.clear()
+        self.centre.setData([0.0], [0.0])
+        self.plot.setRange(rect=self._rect, padding=0)
+
+    def set_row(self, index: int, values: np.ndarray) -> None:
+        self.loss[index] = values
+        self._show(contours=False)
+
+    def set_grid(self, loss: np.ndarray) -> None:
+        self.loss = np.asarray(loss, dtype=np.float64)
+        self._show(contours=True)
+
+    def set_scale(self, scale: str) -> None:
+        self.scale = scale
+        if self.loss is not None:
+            self._show(contours=bool(np.isfinite(self.loss).all()))
+
+    def _show(self, contours: bool) -> None:
+        shown, lo, hi = display_values(self.loss, self.scale)
+        self.image.setImage(shown.astype(np.float32), levels=(lo, hi), autoLevels=False)
+        self.image.setRect(self._rect)
+        self.bar.setLevels((lo, hi))
+        self.bar.setLabel("right", "log10 loss" if self.scale == "log" else "loss")
+        if contours and len(self.alphas) >= 3:
+            z = np.where(np.isfinite(shown), shown, hi)
+            gen = contourpy.contour_generator(
+                x=self.alphas, y=self.betas, z=z, line_type="Separate"
+            )
+            parts = []
+            for level in np.linspace(lo, hi, N_CONTOURS + 2)[1:-1]:
+                for seg in gen.lines(level):
+                    parts += [seg, np.full((1, 2), np.nan)]
+            pts = np.concatenate(parts) if parts else np.empty((0, 2))
+            self.contours.setData(pts[:, 0], pts[:, 1])
+        else:
+            self.contours.setData([], [])
+
+    # --- the path ------------------------------------------------------------------------
+
+    def set_path(self, path) -> None:
+        self.path_info = path
+        for label in self.labels:
+            self.plot.removeItem(label)
+        self.labels = []
+        if path is None:
+            self.path.setData([], [])
+            self.epochs.setData([])
+            return
+        c = path.coords
+        self.path.setData(c[:, 0], c[:, 1])
+        idx = [i for i in path.epoch_index if 0 <= i < len(c)]
+        self.epochs.setData(c[idx, 0], c[idx, 1]) if idx else self.epochs.setData([])
+        for i, text in ((0, "start"), (len(c) - 1, "end")):
+            label = pg.TextItem(text, color="#ffffff", anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+            label.setPos(c[i, 0], c[i, 1])
+            label.setZValue(16)
+            self.plot.addItem(label)
+            self.labels.append(label)
+        for n, i in enumerate(idx[:-1] if len(idx) > 1 else [], start=1):
+            label = pg.TextItem(f"{n}", color="#ffffff", anchor=(0.5, 1.3))
+            label.setPos(c[i, 0], c[i, 1])
+            label.setZValue(16)
+            self.plot.addItem(label)
+            self.labels.append(label)
+
+    # --- hover -----------------------------------------------------------------------------
+
+    def _moved(self, pos) -> None:
+        vb = self.plot.vb
+        if self.loss is None or not vb.sceneBoundingRect().contains(pos):
+            return
+        p = vb.mapSceneToView(pos)
+        px = vb.viewPixelSize()
+        self.hover(float(p.x()), float(p.y()), tolerance=(8 * px[0], 8 * px[1]))
+
+    def hover(self, a: float, b: float, tolerance=(0.05, 0.05)) -> str:
+        """Describe the path point near ``(a, b)``, else the grid cell there."""
+        text = ""
+        path = self.path_info
+        if path is not None and len(path.coords):
+            d = np.hypot(
+                (path.coords[:, 0] - a) / tolerance[0], (path.coords[:, 1] - b) / tolerance[1]
+            )
+            i = int(np.argmin(d))
+            if d[i] <= 1:
+                self.hover_mark.setData([path.coords[i, 0]], [path.coords[i, 1]])
+                text = (
+                    f"step {int(path.steps[i])}: true loss {path.true_loss[i]:.5g}, "
+                    f"on the plane {path.plane_loss[i]:.5g} (off the plane by "
+                    f"{100 * path.off_plane[i]:.0f}% of its distance to the centre)"
+                )
+        if not text:
+            self.hover_mark.setData([])
+            j = int(np.clip(np.searchsorted(self.alphas, a), 0, len(self.alphas) - 1))
+            i = int(np.clip(np.searchsorted(self.betas, b), 0, len(self.betas) - 1))
+            if 0 < j and abs(self.alphas[j - 1] - a) < abs(self.alphas[j] - a):
+                j -= 1
+            if 0 < i and abs(self.betas[i - 1] - b) < abs(self.betas[i] - b):
+                i -= 1
+            v = self.loss[i, j]
+            shown = "not computed yet" if not np.isfinite(v) else f"{v:.5g}"
+            text = f"a = {self.alphas[j]:.3g}, b = {self.betas[i]:.3g}: loss {shown}"
+        self.last_hover = text
+        self.readout.setText(text)
+        return text
+
+    def set_theme(self, dark: bool) -> None:
+        self.setBackground("#1e1f22" if dark else "w")
+        fg = "#d0d0d0" if dark else "#202020"
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).setTextPen(fg)
+            self.plot.getAxis(axis).setPen(fg)
+        self.readout.setAttr("color", fg)
+        self.readout.setText(self.readout.text)
+
+
+class LinePlot(pg.PlotWidget):
+    """The 1-D interpolation from the initial weights (t = 0) to the checkpoint (t = 1)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setMenuEnabled(False)
+        self.setLabel("bottom", "t  (0 = initial weights, 1 = checkpoint)")
+        self.setLabel("left", "loss")
+        self.curve = self.plot(pen=pg.mkPen(PATH_COLOUR, width=2))
+        for t in (0.0, 1.0):
+            self.addItem(
+                pg.InfiniteLine(
+                    t, angle=90, pen=pg.mkPen("#9aa0a6", style=QtCore.Qt.PenStyle.DashLine)
+                )
+            )
+
+    def set_line(self, t: np.ndarray | None, loss: np.ndarray | None) -> None:
+        if t is None:
+            self.curve.setData([], [])
+        else:
+            self.curve.setData(t, loss)
+
+    def set_theme(self, dark: bool) -> None:
+        style_plot(self, dark)
+
+
+__all__ = ["LandscapeView", "LinePlot"]

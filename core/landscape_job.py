@@ -1,0 +1,324 @@
+"""A landscape of a trained run, start to finish: load, choose directions, compute, explain.
+
+``load_subject`` rebuilds a run's model from its checkpoint (``torch.load(weights_only=True)``)
+and its data from the run's config; ``run`` is a generator of events (the plane, each grid row,
+the projected path, the 1-D interpolation, the Hessian's top eigenvalues, the finished
+:class:`~core.landscape.Landscape`) that the GUI and the CLI drive alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.checkpoints import CheckpointError, load_checkpoint
+from core.landscape import (
+    Landscape,
+    LandscapeError,
+    Line,
+    PlaneEvaluator,
+    Row,
+    axes,
+    flat_parameters,
+    hessian_eigs,
+    init_final_directions,
+    interpolate,
+    iter_grid,
+    path_losses,
+    pca_directions,
+    project,
+    random_directions,
+)
+from core.losses import build_loss
+from core.runs import RunFileError, RunRecord
+from core.tasks import build_task
+from core.training import TrainConfig
+
+DIRECTIONS = ("random", "pca", "init-final")
+
+
+@dataclass
+class Subject:
+    """A trained model and everything needed to evaluate it."""
+
+    name: str
+    task: str
+    model: nn.Module
+    loss_fn: nn.Module
+    x: torch.Tensor  # the whole validation set; a request uses its first `samples`
+    y: torch.Tensor
+    classes: int
+    source: str  # where the data came from
+    trajectory: np.ndarray | None = None  # (T, P) recorded parameters
+    steps: np.ndarray | None = None  # (T,) their global steps
+    epoch_steps: list[int] = field(default_factory=list)  # the step that ended each epoch
+    checkpoint: str = ""
+    checkpoint_epoch: int | None = None
+
+
+def load_subject(
+    checkpoint: str | None = None,
+    run: str | RunRecord | None = None,
+    data_dir: str | None = None,
+) -> Subject:
+    """The model of ``checkpoint`` (default: the run's best) with the run's data and path.
+
+    Either may be missing: a run file alone uses the checkpoint it names; a checkpoint alone
+    carries its config but no trajectory (so no PCA or init-final directions).
+    """
+    record = None
+    if isinstance(run, RunRecord):
+        record = run
+    elif run:
+        try:
+            record = RunRecord.load(run)
+        except RunFileError as exc:
+            raise LandscapeError(str(exc)) from None
+    if checkpoint is None:
+        paths = [c["path"] for c in (record.checkpoints if record else [])]
+        if not paths:
+            raise LandscapeError("no checkpoint: give one (the run names none)")
+        checkpoint = paths[-1]
+    try:
+        ck = load_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        raise LandscapeError(str(exc)) from None
+    try:
+        config = TrainConfig.from_dict(record.config if record else ck["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LandscapeError(f"the run's configuration cannot be read ({exc})") from None
+    if ck.get("task") != config.task:
+        raise LandscapeError(
+            f"the checkpoint is for task {ck.get('task')!r}, the run for {config.task!r}"
+        )
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    setup = build_task(
+        config.task,
+        seed=config.seed,
+        dataset=config.dataset,
+        data_dir=data_dir or config.data_dir,
+        activation=config.activation,
+        dtype=dtype,
+    )
+    model = setup.model.eval()
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise LandscapeError(
+            f"the checkpoint does not fit the {config.task} model ({exc})"
+        ) from None
+    traj = steps = None
+    if record is not None and record.snapshots is not None and len(record.snapshots):
+        traj = np.asarray(record.snapshots, dtype=np.float32)
+        steps = np.asarray(record.snapshot_steps)
+        if traj.shape[1] != flat_parameters(model).numel():
+            raise LandscapeError("the run's trajectory does not fit its model")
+    return Subject(
+        name=(record.name if record else "") or Path(checkpoint).stem,
+        task=config.task,
+        model=model,
+        loss_fn=build_loss(config.loss),
+        x=setup.val_x,
+        y=setup.val_y,
+        classes=setup.classes,
+        source=setup.source,
+        trajectory=traj,
+        steps=steps,
+        epoch_steps=[int(r["step"]) for r in (record.epochs if record else [])],
+        checkpoint=str(checkpoint),
+        checkpoint_epoch=ck.get("epoch"),
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    directions: str = "random"
+    # the grid covers [-span, span] along both directions; 0: automatic (1 for random
+    # directions, else the projected training path with a 25% margin)
+    span: float = 0.0
+    resolution: int = 41
+    samples: int = 1000  # evaluation images (the first of the validation set)
+    precision: str = "fp32"
+    seed: int = 0
+    eigenvalues: int = 2  # top Hessian eigenvalues to compute (0: none)
+    line_points: int = 41
+
+    def check(self, subject: Subject) -> None:
+        if self.directions not in DIRECTIONS:
+            raise LandscapeError(
+                f"Invalid directions: {self.directions!r} (choose {', '.join(DIRECTIONS)})"
+            )
+        if self.directions in ("pca", "init-final") and subject.trajectory is None:
+            raise LandscapeError(
+                f"{self.directions} directions need the run's recorded trajectory: open the "
+                "run's JSON (with its .trajectory.npz), not only the checkpoint"
+            )
+        if self.span != 0:
+            axes(self.span, self.resolution)
+        axes(1.0, self.resolution)
+        if not (isinstance(self.samples, int) and 1 <= self.samples <= 100_000):
+            raise LandscapeError(f"Invalid samples: {self.samples!r} (1 .. 100,000)")
+        if self.precision not in ("fp32", "bf16"):
+            raise LandscapeError(f"Invalid precision: {self.precision!r} (fp32 or bf16)")
+        if not (isinstance(self.eigenvalues, int) and 0 <= self.eigenvalues <= 5):
+            raise LandscapeError(f"Invalid eigenvalues: {self.eigenvalues!r} (0 .. 5)")
+
+
+@dataclass(frozen=True)
+class Planned:
+    alphas: np.ndarray
+    betas: np.ndarray
+    directions: str
+    explained: np.ndarray | None
+    n_eval: int
+
+
+@dataclass(frozen=True)
+class PathResult:
+    coords: np.ndarray  # (T, 2)
+    off_plane: np.ndarray  # (T,) distance from the plane / distance from the centre
+    steps: np.ndarray  # (T,)
+    true_loss: np.ndarray  # (T,) the loss at the recorded weights
+    plane_loss: np.ndarray  # (T,) the loss at their projection on the plane
+    epoch_index: list[int]  # for each epoch, the index of its last recorded point
+
+
+@dataclass(frozen=True)
+class Curvature:
+    eigenvalues: np.ndarray
+
+
+@dataclass(frozen=True)
+class Done:
+    landscape: Landscape
+    seconds: float
+
+
+Event = Planned | Row | PathResult | Line | Curvature | Done
+
+
+def run(
+    subject: Subject, req: Request, should_stop: Callable[[], bool] | None = None
+) -> Iterator[Event]:
+    """Compute everything ``req`` asks for; each stage is an event (see the module notes)."""
+    req.check(subject)
+    t0 = time.perf_counter()
+    model = subject.model
+    x, y = subject.x[: req.samples], subject.y[: req.samples]
+    centre = flat_parameters(model)
+    explained = None
+    if req.directions == "random":
+        d1, d2 = random_directions(model, req.seed)
+    elif req.directions == "pca":
+        d1, d2, explained = pca_directions(subject.trajectory, centre)
+    else:
+        d1, d2 = init_final_directions(
+            torch.as_tensor(subject.trajectory[0], dtype=centre.dtype), model, req.seed
+        )
+    ev = PlaneEvaluator(
+        model, subject.loss_fn, x, y, centre, d1, d2, subject.classes, req.precision
+    )
+    coords = off = None
+    if subject.trajectory is not None:
+        coords, off = project(
+            subject.trajectory, centre.numpy(), d1.float().numpy(), d2.float().numpy()
+        )
+    span = req.span
+    if span == 0:
+        span = 1.0
+        if req.directions != "random" and coords is not None:
+            span = float(np.abs(coords).max()) * 1.25 or 1.0
+    alphas = axes(span, req.resolution)
+    betas = alphas.copy()
+    yield Planned(alphas, betas, req.directions, explained, len(x))
+    loss = np.full((len(betas), len(alphas)), np.nan)
+    acc = np.full_like(loss, np.nan) if subject.classes else None
+    for row in iter_grid(ev, alphas, betas):
+        loss[row.index] = row.loss
+        if acc is not None:
+            acc[row.index] = row.acc
+        yield row
+    extras: dict[str, Any] = {}
+    if coords is not None:
+        true_loss = path_losses(model, subject.loss_fn, x, y, subject.trajectory)
+        plane_loss = np.array([ev.at(float(a), float(b))[0] for a, b in coords])
+        epoch_index = [
+            int(np.searchsorted(subject.steps, s, side="right") - 1) for s in subject.epoch_steps
+        ]
+        path = PathResult(coords, off, subject.steps, true_loss, plane_loss, epoch_index)
+        extras |= {
+            "path": coords,
+            "path_off": off,
+            "path_steps": subject.steps,
+            "path_loss": true_loss,
+            "path_plane_loss": plane_loss,
+            "path_epochs": np.array(epoch_index),
+        }
+        yield path
+        start = torch.as_tensor(subject.trajectory[0], dtype=centre.dtype)
+        line = interpolate(
+            model, subject.loss_fn, x, y, start, centre, req.line_points, classes=subject.classes
+        )
+        extras |= {"line_t": line.t, "line_loss": line.loss}
+        yield line
+    if req.eigenvalues:
+        try:
+            values, _ = hessian_eigs(
+                model,
+                subject.loss_fn,
+                x,
+                y,
+                k=req.eigenvalues,
+                iters=20,
+                tol=1e-3,
+                should_stop=should_stop,
+            )
+        except InterruptedError:
+            return
+        extras["hessian"] = values
+        yield Curvature(values)
+    land = Landscape(
+        alphas,
+        betas,
+        loss,
+        acc,
+        centre.float().numpy(),
+        d1.float().numpy(),
+        d2.float().numpy(),
+        req.directions,
+        req.precision,
+        len(x),
+        explained,
+        {
+            "run": subject.name,
+            "task": subject.task,
+            "checkpoint": subject.checkpoint,
+            "checkpoint_epoch": subject.checkpoint_epoch,
+            "span": span,
+            "seed": req.seed,
+            "source": subject.source,
+        },
+        extras,
+    )
+    yield Done(land, time.perf_counter() - t0)
+
+
+__all__ = [
+    "DIRECTIONS",
+    "Curvature",
+    "Done",
+    "Event",
+    "PathResult",
+    "Planned",
+    "Request",
+    "Subject",
+    "load_subject",
+    "run",
+]
