@@ -13,7 +13,7 @@ import time
 
 from core import __version__
 
-SUBCOMMANDS = ("train", "race")
+SUBCOMMANDS = ("train", "race", "landscape")
 
 
 def build_parser(with_subcommands: bool = True) -> argparse.ArgumentParser:
@@ -53,10 +53,12 @@ def build_parser(with_subcommands: bool = True) -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", help="headless work; without one, the desktop app opens"
     )
     from app.cli import add_train_parser
+    from app.landscape_cli import add_landscape_parser
     from app.race_cli import add_race_parser
 
     add_race_parser(sub)
     add_train_parser(sub)
+    add_landscape_parser(sub)
     return parser
 
 

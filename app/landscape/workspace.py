@@ -52,7 +52,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         bottom = QtWidgets.QHBoxLayout()
         bottom.addWidget(self.line, 3)
         bottom.addWidget(self.facts, 2)
-        centre = QtWidgets.QWidget()
+        centre = self.centre = QtWidgets.QWidget()
         cl = QtWidgets.QVBoxLayout(centre)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.view, 1)
@@ -400,13 +400,13 @@ class LandscapeWorkspace(QtWidgets.QWidget):
     def export_png(self, path: str) -> bool:
         from app import export
 
-        return self._write(lambda: export.write_png(path, export.widget_png(self.view)), path)
+        return self._write(lambda: export.write_png(path, export.widget_png(self.centre)), path)
 
     def export_svg(self, path: str) -> bool:
         from app import export
 
         return self._write(
-            lambda: export.atomic_write(path, export.widget_svg(self.view, "LossLab landscape")),
+            lambda: export.atomic_write(path, export.widget_svg(self.centre, "LossLab landscape")),
             path,
         )
 
