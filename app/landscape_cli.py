@@ -44,6 +44,12 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1000, help="evaluation images (default 1000)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 preview (approximate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
+    p.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="torch.compile the per-point work (auto: for big grids, where it repays ~8 s)",
+    )
     p.add_argument("--eigenvalues", type=int, default=2, help="top Hessian eigenvalues (0: skip)")
     p.add_argument("--data-dir", help="MNIST folder (default: the run's, $LOSSLAB_DATA_DIR)")
     p.add_argument("--log", action="store_true", help="log colour scale in pictures")
@@ -84,6 +90,7 @@ def run_landscape(args: argparse.Namespace) -> int:
         precision="bf16" if args.bf16 else "fp32",
         seed=args.seed,
         eigenvalues=args.eigenvalues,
+        compile=args.compile,
     )
     t0 = time.perf_counter()
     try:

@@ -119,18 +119,18 @@ def main() -> int:
     t_naive = time.perf_counter() - t0
 
     rows = [("naive per-point loop", t_naive, naive, lenet_flops(model, len(x), True))]
-    for precision in ("fp32", "bf16"):
+    for precision, compiled in (("fp32", False), ("fp32", True), ("bf16", False)):
         t0 = time.perf_counter()
         ev = PlaneEvaluator(model, loss_fn, x, y, centre, d1, d2, classes=10, precision=precision)
+        name = f"core.landscape {precision}"
+        if compiled:
+            seconds = ev.compile()
+            name += f" + torch.compile (compiling {seconds:.1f} s, not counted)"
+            if not ev.compiled:
+                name += f" FAILED: {ev.compile_error}"
+            t0 = time.perf_counter()
         land = compute(ev, 1.0, args.grid)
-        rows.append(
-            (
-                f"core.landscape {precision}",
-                time.perf_counter() - t0,
-                land.loss,
-                lenet_flops(model, len(x), False),
-            )
-        )
+        rows.append((name, time.perf_counter() - t0, land.loss, lenet_flops(model, len(x), False)))
 
     print(
         f"41x41 = {n_points:,} points" if args.grid == 41 else f"{n_points:,} points",

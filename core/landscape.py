@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +273,9 @@ class PlaneEvaluator:
                     zs.append(z)
                 self.chunks.append((zs[0], zs[1], zs[2], y[i : i + batch]))
         self._theta = torch.empty(centre.numel() - n_first, dtype=centre.dtype)
+        self._run_tail = self._tail
+        self.compiled = False
+        self.compile_error = ""
 
     def _set_rest(self, a: float, b: float) -> None:
         c, n = self.centre, self.n_first
@@ -283,12 +287,32 @@ class PlaneEvaluator:
             p.copy_(theta[start : start + p.numel()].view_as(p))
             start += p.numel()
 
-    def _finish(self, z: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
-        """Loss sum and correct count of one chunk from its first-layer output ``z``."""
+    def _tail(self, base: torch.Tensor, z1: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The model's output for one chunk at ``base + a*z1`` (``base = Z0 + b*Z2``)."""
+        z = base + a * z1
         if self.fold_pool is not None:  # (4, N, h, w, C) -> (N, C, h, w), channels-last
             z = self.fold_pool(torch.amax(z, dim=0).permute(0, 3, 1, 2))
         dtype = self.centre.dtype
-        out = self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+        return self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+
+    def compile(self) -> float:
+        """Compile the per-point work with ``torch.compile`` (it fuses the combine, pooling
+        and activations: ~1.4x here); returns the seconds compiling took. On failure the
+        eager code stays, which gives the same numbers."""
+        t0 = time.perf_counter()
+        try:
+            fn = torch.compile(self._tail, dynamic=False)
+            with torch.no_grad():
+                for chunk in {len(c[3]): c for c in self.chunks}.values():  # each chunk size
+                    fn(chunk[0], chunk[1], torch.tensor(0.0, dtype=self.centre.dtype))
+        except Exception as exc:  # a missing compiler, an unsupported op: stay eager
+            self.compile_error = f"{type(exc).__name__}: {exc}"
+            return time.perf_counter() - t0
+        self._run_tail = fn
+        self.compiled = True
+        return time.perf_counter() - t0
+
+    def _finish(self, out: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
         correct = int((out.argmax(dim=1) == yb).sum()) if self.classes else 0
         return float(self.loss_sum(out, yb)), correct
 
@@ -296,29 +320,22 @@ class PlaneEvaluator:
         loss = total / self.n_targets if self.reduction == "mean" else total
         return loss, (correct / self.n_targets if self.classes else None)
 
-    @torch.no_grad()
     def at(self, a: float, b: float) -> tuple[float, float | None]:
         """Loss (the model's reduction) and accuracy (classification) at one point."""
-        self._set_rest(a, b)
-        total, correct = 0.0, 0
-        for z0, z1, z2, yb in self.chunks:
-            t, k = self._finish(z0.add(z1, alpha=a).add_(z2, alpha=b), yb)
-            total, correct = total + t, correct + k
-        return self._result(total, correct)
+        return self.row([a], b)[0]
 
     @torch.no_grad()
     def row(self, alphas, b: float) -> list[tuple[float, float | None]]:
         """:meth:`at` for every ``a`` in ``alphas`` at one ``b``: ``Z0 + b*Z2`` is formed once
         per row, so each point costs one add instead of two (the adds are memory-bound)."""
         bases = [z0.add(z2, alpha=b) for z0, _, z2, _ in self.chunks]
-        buf = [torch.empty_like(base) for base in bases]
         out = []
         for a in alphas:
             self._set_rest(float(a), b)
+            at = torch.tensor(float(a), dtype=self.centre.dtype)
             total, correct = 0.0, 0
-            for base, tmp, (_, z1, _, yb) in zip(bases, buf, self.chunks, strict=True):
-                torch.add(base, z1, alpha=float(a), out=tmp)
-                t, k = self._finish(tmp, yb)
+            for base, (_, z1, _, yb) in zip(bases, self.chunks, strict=True):
+                t, k = self._finish(self._run_tail(base, z1, at), yb)
                 total, correct = total + t, correct + k
             out.append(self._result(total, correct))
         return out

@@ -371,8 +371,10 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         if "path_off" in land.extras:
             off = land.extras["path_off"]
             lines.append(
-                f"the path lies off the plane by up to {100 * float(np.max(off)):.0f}% of its "
-                "distance to the centre: hover a point for its true and projected loss"
+                f"the start of the path lies off the plane by {100 * float(off[0]):.0f}% of "
+                f"its distance to the centre (median over the path "
+                f"{100 * float(np.median(off)):.0f}%): hover a point for its true loss and the "
+                "loss at its projection"
             )
         self.facts.setText("<br>".join(lines))
 

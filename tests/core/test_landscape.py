@@ -194,3 +194,16 @@ def test_save_and_load(tmp_path, lenet):
         Landscape.load(tmp_path / "bad.npz")
     with pytest.raises(LandscapeError, match="no landscape file"):
         Landscape.load(tmp_path / "missing.npz")
+
+
+def test_compiled_plane_gives_the_eager_numbers(lenet):
+    model, loss_fn, x, y = lenet
+    c = flat_parameters(model)
+    d1, d2 = random_directions(model, seed=2)
+    eager = PlaneEvaluator(model, loss_fn, x, y, c, d1, d2, classes=10, batch=50)
+    compiled = PlaneEvaluator(model, loss_fn, x, y, c, d1, d2, classes=10, batch=50)
+    compiled.compile()
+    assert compiled.compiled, compiled.compile_error
+    alphas = [-0.5, 0.0, 0.7]
+    for (le, ae), (lc, ac) in zip(eager.row(alphas, 0.3), compiled.row(alphas, 0.3), strict=True):
+        assert lc == pytest.approx(le, rel=1e-6) and ac == ae
