@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_gui(args: argparse.Namespace) -> int:
     from PySide6 import QtCore, QtWidgets
 
+    QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     QtWidgets.QApplication.setApplicationName("LossLab")
     QtWidgets.QApplication.setOrganizationName("LossLab")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])

@@ -2,7 +2,14 @@
 
 import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("LOSSLAB_GL_TESTS"):  # tests/gl, under xvfb-run: a real display, OpenGL
+    collect_ignore_glob: list[str] = []
+    from app.views.surface3d import share_gl_contexts
+
+    share_gl_contexts()  # before pytest-qt makes the QApplication, as the app does
+else:  # everything else renders offscreen, where OpenGL does not exist
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    collect_ignore_glob = ["gl/*"]
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 

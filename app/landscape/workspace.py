@@ -55,7 +55,10 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         centre = self.centre = QtWidgets.QWidget()
         cl = QtWidgets.QVBoxLayout(centre)
         cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.view, 1)
+        self.view_stack = QtWidgets.QStackedWidget()
+        self.view_stack.addWidget(self.view)
+        self.view3d = None  # app.views.surface3d.Surface3DView, made when first asked for
+        cl.addWidget(self.view_stack, 1)
         self.line.setMaximumHeight(240)
         cl.addLayout(bottom)
 
@@ -107,7 +110,10 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.eigen.setValue(2)
         self.eigen.setToolTip("Top Hessian eigenvalues at the checkpoint (power iteration)")
         self.log = QtWidgets.QCheckBox("log colour scale")
-        self.log.toggled.connect(lambda on: self.view.set_scale("log" if on else "linear"))
+        self.log.toggled.connect(self._log_toggled)
+        self.view3d_box = QtWidgets.QCheckBox("3-D terrain")
+        self.view3d_box.setToolTip("The landscape as terrain with the path on it (needs OpenGL)")
+        self.view3d_box.toggled.connect(self.set_3d)
         form = QtWidgets.QFormLayout()
         form.addRow("Directions", self.directions)
         form.addRow("Range", self.span)
@@ -117,6 +123,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Eigenvalues", self.eigen)
         form.addRow(self.log)
+        form.addRow(self.view3d_box)
         self.compute_btn = QtWidgets.QPushButton("Compute")
         self.compute_btn.clicked.connect(self.compute)
         self.cancel_btn = QtWidgets.QPushButton("Cancel")
@@ -248,6 +255,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.view.set_path(self.path)
         self.line.set_line(x.get("line_t"), x.get("line_loss"))
         self._facts()
+        self._update_3d()
 
     # --- computing ------------------------------------------------------------------------
 
@@ -315,6 +323,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
                 f"<b>{html.escape(e.name)}</b> ({e.task}), checkpoint of epoch "
                 f"{e.checkpoint_epoch}; data: {html.escape(e.source)}"
             )
+            self.progress.setFormat("preparing (big grids compile the evaluator first)...")
         elif isinstance(e, lj.Planned):
             self.view.set_plane(e.alphas, e.betas)
             self.view.set_scale("log" if self.log.isChecked() else "linear")
@@ -328,6 +337,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.path = e
             self.view.set_grid(self.view.loss)
             self.view.set_path(e)
+            self._update_3d()
             self.progress.setValue(85)
             self.progress.setFormat("training path projected")
         elif isinstance(e, Line):
@@ -341,6 +351,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.landscape.meta["seconds"] = round(e.seconds, 2)
             self.finished_ok = True
             self.view.set_grid(e.landscape.loss)
+            self._update_3d()
             self.progress.setValue(100)
             self.progress.setFormat(f"done in {e.seconds:.1f} s")
             self._facts()
@@ -443,6 +454,76 @@ class LandscapeWorkspace(QtWidgets.QWidget):
     def set_theme(self, dark: bool) -> None:
         self.view.set_theme(dark)
         self.line.set_theme(dark)
+
+    # --- 3-D ---------------------------------------------------------------------------------
+
+    def _log_toggled(self, on: bool) -> None:
+        self.view.set_scale("log" if on else "linear")
+        self._update_3d()
+
+    def set_3d(self, on: bool) -> bool:
+        """The landscape as terrain; False (and a message) where OpenGL is missing."""
+        self.view3d_box.blockSignals(True)
+        self.view3d_box.setChecked(on)
+        self.view3d_box.blockSignals(False)
+        if not on:
+            self.view_stack.setCurrentWidget(self.view)
+            return True
+        from app.views.surface3d import Surface3DView, gl_problem
+
+        problem = gl_problem()
+        if problem:
+            self.view3d_box.blockSignals(True)
+            self.view3d_box.setChecked(False)
+            self.view3d_box.blockSignals(False)
+            self.message.emit(f"3-D view unavailable: {problem}. Showing the 2-D view.")
+            return False
+        if self.view3d is None:
+            self.view3d = Surface3DView()
+            self.view_stack.addWidget(self.view3d)
+        self.view_stack.setCurrentWidget(self.view3d)
+        self._update_3d()
+        return True
+
+    def _update_3d(self) -> None:
+        if self.view3d is None or self.view_stack.currentWidget() is not self.view3d:
+            return
+        v = self.view
+        if v.loss is None or not np.isfinite(v.loss).any():
+            return
+        from app.views.surface_view import display_transform, display_values
+
+        shown, lo, hi = display_values(v.loss, v.scale)
+        to_shown = display_transform(np.where(np.isfinite(v.loss), v.loss, np.nan), v.scale)
+        xs, ys, loss = v.alphas, v.betas, v.loss
+
+        def height_of(points: np.ndarray) -> np.ndarray:
+            return to_shown(_bilinear(xs, ys, loss, points))
+
+        self.view3d.set_grid(xs, ys, shown, lo, hi, height_of)
+        self.view3d.set_minima(np.zeros((1, 2)))  # the checkpoint, the plane's centre
+        if self.path is not None:
+            inside = np.all(np.abs(self.path.coords) <= max(xs[-1], ys[-1]), axis=1)
+            self.view3d.set_paths([self.path.coords[inside]], ["#ff6e40"])
+        else:
+            self.view3d.set_paths([], [])
+
+
+def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """``grid[iy, ix]`` interpolated at points ``(N, 2)`` (clamped to the grid)."""
+    x = np.clip(pts[:, 0], xs[0], xs[-1])
+    y = np.clip(pts[:, 1], ys[0], ys[-1])
+    i = np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2)
+    j = np.clip(np.searchsorted(ys, y) - 1, 0, len(ys) - 2)
+    tx = (x - xs[i]) / (xs[i + 1] - xs[i])
+    ty = (y - ys[j]) / (ys[j + 1] - ys[j])
+    g = np.nan_to_num(grid, nan=np.nanmax(grid))
+    return (
+        g[j, i] * (1 - tx) * (1 - ty)
+        + g[j, i + 1] * tx * (1 - ty)
+        + g[j + 1, i] * (1 - tx) * ty
+        + g[j + 1, i + 1] * tx * ty
+    )
 
 
 __all__ = ["LandscapeWorkspace"]

@@ -56,6 +56,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.basin_job: Job | None = None
         self._finished_jobs: list[Job] = []
         self.basin_rgba: np.ndarray | None = None
+        self.view3d = None  # app.views.surface3d.Surface3DView, made when first asked for
         self._last_figures = 0.0
         self._figures_timer = QtCore.QTimer(self)
         self._figures_timer.setSingleShot(True)
@@ -104,9 +105,17 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.basin_progress = QtWidgets.QProgressBar()
         self.basin_progress.setVisible(False)
         self.basin_progress.setMaximumHeight(14)
+        self.view3d_button = QtWidgets.QPushButton("3-D")
+        self.view3d_button.setCheckable(True)
+        self.view3d_button.setToolTip(
+            "The surface as terrain with the paths on it (needs OpenGL); drag to orbit, "
+            "wheel to zoom"
+        )
+        self.view3d_button.toggled.connect(self.set_3d)
         basin_row = QtWidgets.QHBoxLayout()
         basin_row.addWidget(self.basin_button)
         basin_row.addWidget(self.basin_progress, 1)
+        basin_row.addWidget(self.view3d_button)
         editor_scroll = QtWidgets.QScrollArea()
         editor_scroll.setWidget(self.editor)
         editor_scroll.setWidgetResizable(True)
@@ -127,7 +136,9 @@ class RaceWorkspace(QtWidgets.QWidget):
         left = QtWidgets.QWidget()
         ll = QtWidgets.QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self.view, 1)
+        self.view_stack = QtWidgets.QStackedWidget()
+        self.view_stack.addWidget(self.view)
+        ll.addWidget(self.view_stack, 1)
         ll.addWidget(self.caption)
         loss_box = QtWidgets.QWidget()
         lb = QtWidgets.QVBoxLayout(loss_box)
@@ -158,6 +169,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.basin_button.setChecked(False)
         self.surface_panel.sync()
         self.view.set_surface(self.c.surface, self._scale())
+        self._surface_3d()
         s = self.c.surface
         self.caption.setText(
             f"<b>{s.name}</b>: {s.formula} &nbsp;&mdash;&nbsp; <i>{self.c.caption}</i>"
@@ -170,7 +182,77 @@ class RaceWorkspace(QtWidgets.QWidget):
     def _colour_scale(self, _on: bool) -> None:
         self.view.set_surface(self.c.surface, self._scale())
         self.view.show_basins(self.basin_rgba)
+        self._surface_3d()
         self._draw()
+
+    # --- 3-D ---------------------------------------------------------------------------------
+
+    @property
+    def showing_3d(self) -> bool:
+        return self.view3d is not None and self.view_stack.currentWidget() is self.view3d
+
+    def set_3d(self, on: bool) -> bool:
+        """Switch between the heatmap and the 3-D terrain; False (and a message) when this
+        machine cannot show 3-D, which then stays on the heatmap."""
+        if not on:
+            self.view3d_button.blockSignals(True)
+            self.view3d_button.setChecked(False)
+            self.view3d_button.blockSignals(False)
+            self.view_stack.setCurrentWidget(self.view)
+            self._draw()
+            return True
+        from app.views.surface3d import Surface3DView, gl_problem
+
+        problem = gl_problem()
+        if problem:
+            self.message.emit(f"3-D view unavailable: {problem}. Showing the 2-D view.")
+            self.view3d_button.blockSignals(True)
+            self.view3d_button.setChecked(False)
+            self.view3d_button.blockSignals(False)
+            self.view3d_button.setToolTip(f"3-D view unavailable: {problem}")
+            return False
+        self.view3d_button.blockSignals(True)
+        self.view3d_button.setChecked(True)
+        self.view3d_button.blockSignals(False)
+        if self.view3d is None:
+            self.view3d = Surface3DView()
+            self.view_stack.addWidget(self.view3d)
+        self.view_stack.setCurrentWidget(self.view3d)
+        self._surface_3d()
+        self._draw()
+        return True
+
+    def _surface_3d(self) -> None:
+        if not self.showing_3d:
+            return
+        import torch
+
+        from app.views.surface_view import display_transform, display_values
+
+        s = self.c.surface
+        xs, ys, z = s.grid(256, dtype=torch.float64)
+        z = z.numpy()
+        scale = self._scale()
+        shown, lo, hi = display_values(z, scale)
+        to_shown = display_transform(np.where(np.isfinite(z), z, np.nan), scale)
+
+        def height_of(points: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                t = torch.as_tensor(points, dtype=torch.float64)
+                return to_shown(s.fn(t[:, 0], t[:, 1]).numpy())
+
+        self.view3d.set_grid(xs.numpy(), ys.numpy(), shown, lo, hi, height_of)
+        self.view3d.set_minima(np.array([(m.x, m.y) for m in s.minima]).reshape(-1, 2))
+
+    def _draw_3d(self) -> None:
+        race = self.c.race
+        pos = race.history.get("pos")  # (T, R, K, 2)
+        on = [s.enabled for s in race.specs]
+        colours = self.c.colours()
+        paths = [pos[:, r, 0] for r in range(race.n_racers) if on[r]]
+        cols = [colours[r] for r in range(race.n_racers) if on[r]]
+        heads = race.positions[[r for r in range(race.n_racers) if on[r]], 0]
+        self.view3d.set_paths(paths, cols, heads)
 
     def _sync_items(self) -> None:
         colours = self.c.colours()
@@ -195,6 +277,9 @@ class RaceWorkspace(QtWidgets.QWidget):
     def _draw(self) -> None:
         race = self.c.race
         self._ensure_items()
+        if self.showing_3d:
+            self._draw_3d()
+            return
         draw_race(self.view, race, self.c.colours())
 
     def _ensure_items(self) -> None:

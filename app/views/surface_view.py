@@ -21,17 +21,24 @@ ARROWS = {  # name -> (colour, label)
 }
 
 
+def display_transform(z: np.ndarray, scale: str):
+    """The function from loss values to what the heatmap shows, fitted to the grid ``z``:
+    the identity, or log10 of the values shifted to be positive (with a floor)."""
+    finite = z[np.isfinite(z)]
+    if scale != "log" or finite.size == 0:
+        return lambda v: np.asarray(v, dtype=float)
+    floor = max(float(np.percentile(finite, 99)) * 1e-9, 1e-12)
+    shift = min(0.0, float(finite.min()))
+    return lambda v: np.log10(np.maximum(np.asarray(v, dtype=float) - shift, floor))
+
+
 def display_values(z: np.ndarray, scale: str) -> tuple[np.ndarray, float, float]:
     """What the heatmap shows (log10 for log surfaces) and robust colour levels."""
     z = np.where(np.isfinite(z), z, np.nan)
     finite = z[np.isfinite(z)]
     if finite.size == 0:
         return z, 0.0, 1.0
-    if scale == "log":
-        floor = max(float(np.percentile(finite, 99)) * 1e-9, 1e-12)
-        shown = np.log10(np.maximum(z - min(0.0, float(finite.min())), floor))
-    else:
-        shown = z
+    shown = display_transform(z, scale)(z)
     vals = shown[np.isfinite(shown)]
     lo, hi = float(vals.min()), float(np.percentile(vals, 99.5))
     if not hi > lo:

@@ -1,0 +1,258 @@
+"""A 3-D view of a surface with paths riding on it (pyqtgraph.opengl), and when it can't be had.
+
+OpenGL is not available everywhere: Qt's offscreen platform has none (creating a GL widget
+there crashes the process), nor do some remote desktops. :func:`gl_problem` says why 3-D is
+unavailable *before* any GL widget exists, so callers fall back to the 2-D view with a message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+NO_GL_ENV = "LOSSLAB_NO_GL"  # set to force the 2-D fallback (a GL that misbehaves)
+_problem: list[str | None] = []  # cached answer of gl_problem()
+
+
+def share_gl_contexts() -> None:
+    """Make every GL widget share one set of GL resources. pyqtgraph caches its shader
+    programs per process: without sharing, a second 3-D view (Race and Landscape both have
+    one) used programs of the first one's context ("invalid value"). Must run before the
+    QApplication exists."""
+    QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+
+
+def gl_problem() -> str | None:
+    """Why a 3-D view cannot be shown here, or None when it can."""
+    if _problem:
+        return _problem[0]
+    if QtGui.QGuiApplication.instance() is None:
+        return "no QApplication yet"  # not cached: ask again once there is one
+    _problem.append(_find_problem())
+    return _problem[0]
+
+
+def _find_problem() -> str | None:
+    if os.environ.get(NO_GL_ENV):
+        return f"3-D is switched off (${NO_GL_ENV} is set)"
+    platform = QtGui.QGuiApplication.platformName()
+    if platform in ("offscreen", "minimal", "vnc"):
+        return f"Qt's {platform!r} platform has no OpenGL"
+    try:
+        import OpenGL.GL  # noqa: F401  (PyOpenGL, which pyqtgraph.opengl draws with)
+    except Exception as exc:  # ImportError, or a broken libGL
+        return f"PyOpenGL cannot be loaded ({exc})"
+    from PySide6 import QtOpenGL  # noqa: F401
+
+    ctx = QtGui.QOpenGLContext()
+    if not ctx.create():
+        return "no OpenGL context could be created (no GL driver for this display)"
+    surface = QtGui.QOffscreenSurface()
+    surface.setFormat(ctx.format())
+    surface.create()
+    ok = ctx.makeCurrent(surface)
+    if ok:
+        ctx.doneCurrent()
+    return None if ok else "an OpenGL context was created but cannot be made current"
+
+
+def _colour_map_rgba(shown: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """viridis RGBA floats in [0, 1] for the display values (as the heatmap colours them)."""
+    cmap = pg.colormap.get("viridis")
+    t = np.clip((np.nan_to_num(shown, nan=hi) - lo) / (hi - lo), 0, 1)
+    return cmap.map(t.ravel(), mode="float").reshape(*shown.shape, 4)
+
+
+class Surface3DView(QtWidgets.QWidget):
+    """Terrain of a 2-D function with paths on it; orbit, zoom and pan with the mouse."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        import pyqtgraph.opengl as gl
+
+        self.gl = gl
+        self.view = gl.GLViewWidget()
+        self.view.setBackgroundColor("#1e1f22")
+        self.grid = gl.GLGridItem()
+        self.grid.setSize(2, 2)
+        self.grid.setSpacing(0.25, 0.25)
+        self.view.addItem(self.grid)
+        self.axes = gl.GLAxisItem()
+        self.axes.setSize(1.1, 1.1, 0.6)
+        self.view.addItem(self.axes)
+        self.surface = None
+        self.paths: list = []
+        self.heads = gl.GLScatterPlotItem(pos=np.zeros((0, 3)), size=12, pxMode=True)
+        self.heads.setGLOptions("translucent")
+        self.view.addItem(self.heads)
+        self.minima = gl.GLScatterPlotItem(
+            pos=np.zeros((0, 3)), size=14, color=(1, 1, 1, 1), pxMode=True
+        )
+        self.view.addItem(self.minima)
+        self.exaggeration = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.exaggeration.setRange(5, 300)  # percent of the default height
+        self.exaggeration.setValue(100)
+        self.exaggeration.setToolTip("Vertical exaggeration")
+        self.exaggeration.valueChanged.connect(lambda _: self._restyle())
+        reset = QtWidgets.QPushButton("Reset camera")
+        reset.clicked.connect(self.reset_camera)
+        self.export_btn = QtWidgets.QPushButton("Export PNG...")
+        self.export_btn.clicked.connect(self._export_dialog)
+        self.note = QtWidgets.QLabel("")
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(QtWidgets.QLabel("Height"))
+        bar.addWidget(self.exaggeration, 1)
+        bar.addWidget(reset)
+        bar.addWidget(self.export_btn)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view, 1)
+        lay.addLayout(bar)
+        lay.addWidget(self.note)
+        self._xs = self._ys = self._shown = None
+        self._lo, self._hi = 0.0, 1.0
+        self._paths: list[np.ndarray] = []
+        self._colours: list[str] = []
+        self._heads: np.ndarray | None = None
+        self._minima: np.ndarray | None = None
+        self.height_of: Callable[[np.ndarray], np.ndarray] | None = None
+        self.reset_camera()
+
+    # --- coordinates: the data's bounds map to [-1, 1]^2, display values to [0, H] -----------
+
+    def _to_scene(self, xy: np.ndarray, values: np.ndarray, lift: float = 0.0) -> np.ndarray:
+        x0, x1, y0, y1 = self._bounds
+        h = self.exaggeration.value() / 100 * 0.8
+        z = (np.clip(values, self._lo, self._hi) - self._lo) / (self._hi - self._lo) * h + lift
+        return np.column_stack(
+            [2 * (xy[:, 0] - x0) / (x1 - x0) - 1, 2 * (xy[:, 1] - y0) / (y1 - y0) - 1, z]
+        ).astype(np.float32)
+
+    def set_grid(
+        self,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        shown: np.ndarray,
+        lo: float,
+        hi: float,
+        height_of: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        """The terrain: display values ``shown[iy, ix]`` (linear or log10, as the heatmap), the
+        colour levels, and ``height_of(points (N, 2)) -> display values`` for the paths."""
+        self._xs, self._ys = np.asarray(xs, float), np.asarray(ys, float)
+        self._shown = np.asarray(shown, float)
+        self._lo, self._hi = float(lo), float(hi) if hi > lo else float(lo) + 1
+        self._bounds = (self._xs[0], self._xs[-1], self._ys[0], self._ys[-1])
+        self.height_of = height_of
+        self._restyle()
+
+    def set_paths(self, paths: list[np.ndarray], colours: list[str], heads=None) -> None:
+        """Paths ``(T, 2)`` in data coordinates, drawn slightly above the terrain."""
+        self._paths, self._colours = paths, colours
+        self._heads = None if heads is None else np.asarray(heads, float).reshape(-1, 2)
+        self._draw_paths()
+
+    def set_minima(self, points: np.ndarray | None) -> None:
+        self._minima = None if points is None else np.asarray(points, float).reshape(-1, 2)
+        self._draw_minima()
+
+    def _restyle(self) -> None:
+        if self._shown is None:
+            return
+        gl = self.gl
+        xn = 2 * (self._xs - self._xs[0]) / (self._xs[-1] - self._xs[0]) - 1
+        yn = 2 * (self._ys - self._ys[0]) / (self._ys[-1] - self._ys[0]) - 1
+        h = self.exaggeration.value() / 100 * 0.8
+        shown = np.nan_to_num(self._shown, nan=self._hi)
+        z = (np.clip(shown, self._lo, self._hi) - self._lo) / (self._hi - self._lo) * h
+        # GLSurfacePlotItem wants z[ix, iy] and its colours flat, (Nx*Ny, 4), in that order
+        colours = _colour_map_rgba(self._shown.T, self._lo, self._hi).reshape(-1, 4)
+        if self.surface is None:
+            self.surface = gl.GLSurfacePlotItem(
+                x=xn, y=yn, z=z.T.astype(np.float32), colors=colours, computeNormals=False
+            )
+            self.surface.setGLOptions("opaque")
+            self.view.addItem(self.surface)
+        else:
+            self.surface.setData(x=xn, y=yn, z=z.T.astype(np.float32), colors=colours)
+        self._draw_paths()
+        self._draw_minima()
+
+    def _heights(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(self.height_of(xy), dtype=float) if self.height_of else np.zeros(len(xy))
+
+    def _draw_paths(self) -> None:
+        if self._shown is None:
+            return
+        gl = self.gl
+        while len(self.paths) < len(self._paths):
+            item = gl.GLLinePlotItem(pos=np.zeros((2, 3)), width=2.5, antialias=False)
+            item.setGLOptions("opaque")
+            self.view.addItem(item)
+            self.paths.append(item)
+        while len(self.paths) > len(self._paths):
+            self.view.removeItem(self.paths.pop())
+        lift = 0.015
+        for item, path, colour in zip(self.paths, self._paths, self._colours, strict=True):
+            ok = path[np.isfinite(path).all(axis=1)]
+            if len(ok) < 2:
+                item.setVisible(False)
+                continue
+            item.setVisible(True)
+            item.setData(pos=self._to_scene(ok, self._heights(ok), lift), color=pg.mkColor(colour))
+        if self._heads is not None and len(self._heads):
+            ok = np.isfinite(self._heads).all(axis=1)
+            cols = np.array([pg.mkColor(c).getRgbF() for c in self._colours])[: len(ok)][ok]
+            pts = self._heads[ok]
+            self.heads.setData(pos=self._to_scene(pts, self._heights(pts), 2 * lift), color=cols)
+        else:
+            self.heads.setData(pos=np.zeros((0, 3)))
+
+    def _draw_minima(self) -> None:
+        if self._minima is None or self._shown is None or not len(self._minima):
+            self.minima.setData(pos=np.zeros((0, 3)))
+            return
+        self.minima.setData(pos=self._to_scene(self._minima, self._heights(self._minima), 0.03))
+
+    def reset_camera(self) -> None:
+        self.view.setCameraPosition(distance=3.6, elevation=35, azimuth=-60)
+        self.view.opts["center"] = pg.Vector(0, 0, 0.25)
+        self.view.update()
+
+    def image(self, size: tuple[int, int]) -> QtGui.QImage:
+        """The view rendered at ``size`` (pixels), independent of the window's size."""
+        from app.export import ExportError
+
+        if not self.view.isValid():
+            raise ExportError("the 3-D view must be on screen (OpenGL initialised) to export")
+        w, h = size
+        bgra = np.ascontiguousarray(self.view.renderToArray((w, h)))  # (h, w, 4) BGRA
+        return QtGui.QImage(bgra.data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32).copy()
+
+    def _export_dialog(self) -> None:
+        from app import export
+        from app.main_window import parse_size
+
+        text, ok = QtWidgets.QInputDialog.getText(
+            self, "PNG size", "Width x height in pixels:", text="1600x1200"
+        )
+        if not ok:
+            return
+        try:
+            size = parse_size(text)
+        except ValueError as exc:
+            QtWidgets.QMessageBox.warning(self, "Export", str(exc))
+            return
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export", "3d.png", "PNG (*.png)")
+        if path:
+            try:
+                export.write_png(path if path.endswith(".png") else path + ".png", self.image(size))
+            except (OSError, export.ExportError) as exc:
+                QtWidgets.QMessageBox.warning(self, "Export failed", str(exc))
+
+
+__all__ = ["NO_GL_ENV", "Surface3DView", "gl_problem", "share_gl_contexts"]

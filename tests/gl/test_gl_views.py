@@ -1,0 +1,94 @@
+"""3-D views on a real OpenGL context (Xvfb + Mesa). Collected only when LOSSLAB_GL_TESTS=1:
+tests/app/test_gl_subprocess.py runs this file under xvfb-run in a separate process, so a
+crash in a GL driver cannot take the main test run down with it."""
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from app.main_window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, restore=False)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    yield w
+    w.race.shutdown()
+    w.train.shutdown()
+    w.landscape.shutdown()
+
+
+def _spread(image) -> float:
+    ptr = image.constBits()
+    a = np.frombuffer(ptr, dtype=np.uint8, count=image.sizeInBytes())
+    return float(a.std())
+
+
+def test_gl_is_available_under_xvfb(qapp):
+    from app.views.surface3d import gl_problem
+
+    assert gl_problem() is None
+
+
+def test_race_in_3d_follows_the_race(window, qtbot):
+    r = window.race
+    r.load_preset("sgd_vs_adam_rosenbrock")
+    r.c.step(50)
+    assert r.set_3d(True)
+    assert r.view3d_button.isChecked() and r.showing_3d
+    v = r.view3d
+    n = sum(s.enabled for s in r.c.specs)
+    assert len(v.paths) == n
+    pos, _ = v.paths[0].pos, None
+    assert pos.shape == (51, 3)  # start + 50 steps
+    r.c.step(10)  # the heads move in step with the race
+    assert v.paths[0].pos.shape == (61, 3)
+    image = v.image((640, 480))
+    assert (image.width(), image.height()) == (640, 480)
+    assert _spread(image) > 10  # a picture, not a blank
+    # exaggeration raises the terrain; reset puts the camera back
+    top = float(v.surface._z.max())
+    v.exaggeration.setValue(200)
+    assert float(v.surface._z.max()) == pytest.approx(2 * top, rel=1e-5)
+    v.view.setCameraPosition(distance=20)
+    v.reset_camera()
+    assert v.view.opts["distance"] == pytest.approx(3.6)
+    assert r.set_3d(False) and not r.showing_3d
+
+
+def test_landscape_in_3d(window, qtbot, tmp_path):
+    from core.landscape import Landscape
+
+    lw = window.landscape
+    window.tabs.setCurrentWidget(lw)
+    a = np.linspace(-1, 1, 21)
+    loss = 1 + np.add.outer(a**2, 2 * a**2)
+    path = np.column_stack([np.linspace(-0.8, 0, 10), np.linspace(0.6, 0, 10)])
+    land = Landscape(
+        a,
+        a,
+        loss,
+        None,
+        np.zeros(3),
+        np.ones(3),
+        np.ones(3),
+        "random",
+        extras={
+            "path": path,
+            "path_off": np.zeros(10),
+            "path_steps": np.arange(10),
+            "path_loss": np.ones(10),
+            "path_plane_loss": np.ones(10),
+            "path_epochs": np.array([4, 9]),
+        },
+    )
+    lw.show_landscape(land)
+    assert lw.set_3d(True)
+    qtbot.waitUntil(lambda: lw.view3d.view.isValid(), timeout=5000)  # GL initialised
+    assert lw.view3d.paths[0].pos.shape == (10, 3)
+    assert _spread(lw.view3d.image((400, 300))) > 10
+    assert lw.set_3d(False)
