@@ -118,6 +118,7 @@ def main() -> int:
         print(f"| {area} | {statistics.median(results):.1f} | {runs} |")
     print()
     print("Goal: >= 30 frames/s while orbiting.")
+    view.release()
     view.close()
     return 0
 

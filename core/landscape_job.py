@@ -145,7 +145,7 @@ class Request:
     # directions, else the projected training path with a 25% margin)
     span: float = 0.0
     resolution: int = 41
-    samples: int = 1000  # evaluation images (the first of the validation set)
+    samples: int = 1000  # evaluation samples, evenly spread over the validation set
     precision: str = "fp32"
     seed: int = 0
     eigenvalues: int = 2  # top Hessian eigenvalues to compute (0: none)
@@ -217,7 +217,11 @@ def run(
     req.check(subject)
     t0 = time.perf_counter()
     model = subject.model
-    x, y = subject.x[: req.samples], subject.y[: req.samples]
+    # evenly spread over the validation set (the sine fit's points are sorted by x: its first
+    # half alone would be half the curve), and always the same ones
+    n = len(subject.x)
+    idx = torch.linspace(0, n - 1, min(req.samples, n)).round().long()
+    x, y = subject.x[idx], subject.y[idx]
     centre = flat_parameters(model)
     explained = None
     if req.directions == "random":

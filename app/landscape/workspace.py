@@ -98,7 +98,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.samples.setSingleStep(250)
         self.samples.setValue(1000)
         self.samples.setToolTip(
-            "Evaluation images: the first of the validation set, always the same"
+            "Evaluation samples: spread evenly over the validation set, always the same ones"
         )
         self.precision = QtWidgets.QComboBox()
         self.precision.addItem("fp32 (exact)", "fp32")
@@ -311,6 +311,8 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.status.setText("Cancelling...")
 
     def shutdown(self) -> None:
+        if self.view3d is not None:
+            self.view3d.release()
         if self.job is not None:
             self._cancel.set()
             self.job.stop(30_000)

@@ -424,6 +424,8 @@ class RaceWorkspace(QtWidgets.QWidget):
 
     def shutdown(self) -> None:
         """Stop the timer and every thread (the window is closing)."""
+        if self.view3d is not None:
+            self.view3d.release()
         self.c.pause()
         self._cancel_basins()
 

@@ -8,6 +8,7 @@ unavailable *before* any GL widget exists, so callers fall back to the 2-D view 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -58,6 +59,9 @@ def _find_problem() -> str | None:
     if ok:
         ctx.doneCurrent()
     return None if ok else "an OpenGL context was created but cannot be made current"
+
+
+_KEPT: list = []  # released GL containers, kept until exit (see Surface3DView.release)
 
 
 def _gl_window():
@@ -137,6 +141,7 @@ class Surface3DView(QtWidgets.QWidget):
         self._heads: np.ndarray | None = None
         self._minima: np.ndarray | None = None
         self.height_of: Callable[[np.ndarray], np.ndarray] | None = None
+        self.released = False  # after release() the view draws nothing more
         self.reset_camera()
 
     # --- coordinates: the data's bounds map to [-1, 1]^2, display values to [0, H] -----------
@@ -178,7 +183,7 @@ class Surface3DView(QtWidgets.QWidget):
         self._draw_minima()
 
     def _restyle(self) -> None:
-        if self._shown is None:
+        if self._shown is None or self.released:
             return
         gl = self.gl
         xn = 2 * (self._xs - self._xs[0]) / (self._xs[-1] - self._xs[0]) - 1
@@ -203,7 +208,7 @@ class Surface3DView(QtWidgets.QWidget):
         return np.asarray(self.height_of(xy), dtype=float) if self.height_of else np.zeros(len(xy))
 
     def _draw_paths(self) -> None:
-        if self._shown is None:
+        if self._shown is None or self.released:
             return
         gl = self.gl
         while len(self.paths) < len(self._paths):
@@ -230,10 +235,37 @@ class Surface3DView(QtWidgets.QWidget):
             self.heads.setData(pos=np.zeros((0, 3)))
 
     def _draw_minima(self) -> None:
+        if self.released:
+            return
         if self._minima is None or self._shown is None or not len(self._minima):
             self.minima.setData(pos=np.zeros((0, 3)))
             return
         self.minima.setData(pos=self._to_scene(self._minima, self._heights(self._minima), 0.03))
+
+    def release(self) -> None:
+        """Free the GL resources now, while the context exists. pyqtgraph's items hold GL
+        buffers; freed after Qt has deleted the window and its context (a widget tree being
+        torn down), they crashed the process at exit."""
+        import gc
+
+        if self.released:
+            return
+        self.released = True
+        if self.view.isValid():
+            self.view.makeCurrent()
+        self.view.clear()
+        self.surface = None
+        self.paths = []
+        self.grid = self.axes = self.heads = self.minima = None
+        gc.collect()
+        if self.view.isValid():
+            self.view.doneCurrent()
+        # Qt deleting the container with this widget (deleteLater) and Python then deleting
+        # the window's wrapper crashed the process at exit; a released container is taken
+        # out of the tree and kept until the process ends, which exits cleanly.
+        self.container.hide()
+        self.container.setParent(None)
+        _KEPT.append(self.container)
 
     def reset_camera(self) -> None:
         self.view.setCameraPosition(distance=3.6, elevation=35, azimuth=-60)
@@ -244,6 +276,10 @@ class Surface3DView(QtWidgets.QWidget):
         """The view rendered at ``size`` (pixels), independent of the window's size."""
         from app.export import ExportError
 
+        deadline = time.monotonic() + 2.0  # a window just shown is exposed a moment later
+        while not self.view.isValid() and self.isVisible() and time.monotonic() < deadline:
+            QtWidgets.QApplication.processEvents()
+            time.sleep(0.01)
         if not self.view.isValid():
             raise ExportError("the 3-D view must be on screen (OpenGL initialised) to export")
         w, h = size
