@@ -51,6 +51,22 @@ def _render(widget: QtWidgets.QWidget, painter: QtGui.QPainter) -> None:
         widget.render(painter, QtCore.QPoint())  # the widget and its children
 
 
+def ask_png_size(parent: QtWidgets.QWidget, default: str = "1600x1200"):
+    """Ask for a picture size; ``(w, h)``, or None when cancelled or invalid (after saying so)."""
+    from app.main_window import parse_size
+
+    text, ok = QtWidgets.QInputDialog.getText(
+        parent, "PNG size", "Width x height in pixels:", text=default
+    )
+    if not ok:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        QtWidgets.QMessageBox.warning(parent, "Export", str(exc))
+        return None
+
+
 def widget_png(widget: QtWidgets.QWidget, scale: float = 2.0) -> QtGui.QImage:
     """``widget`` rendered at ``scale`` times its size (sharp on high-DPI screens and print)."""
     size = widget.size() * scale

@@ -315,17 +315,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self._guarded(write, path if path.endswith(suffix) else path + suffix, *args)
 
     def _export_png_dialog(self) -> None:
-        text, ok = QtWidgets.QInputDialog.getText(
-            self, "PNG size", "Width x height in pixels:", text="1600x1200"
-        )
-        if not ok:
-            return
-        try:
-            size = parse_size(text)
-        except ValueError as exc:
-            QtWidgets.QMessageBox.warning(self, "Export", str(exc))
-            return
-        self._export_dialog("PNG (*.png)", ".png", self.export_surface_png, size)
+        from app.export import ask_png_size
+
+        size = ask_png_size(self)
+        if size is not None:
+            self._export_dialog("PNG (*.png)", ".png", self.export_surface_png, size)
 
     def _guarded(self, write, *args) -> bool:
         from app import export

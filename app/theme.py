@@ -57,3 +57,14 @@ def style_plot(plot, dark: bool) -> None:
         axis = plot.getAxis(name)
         axis.setPen("#8c8f94" if dark else "#606060")
         axis.setTextPen("#d0d0d0" if dark else "#202020")
+
+
+def style_layout_view(widget, plot, readout, dark: bool) -> None:
+    """Background, axes and read-out label of a GraphicsLayoutWidget-based view."""
+    widget.setBackground("#1e1f22" if dark else "w")
+    fg = "#d0d0d0" if dark else "#202020"
+    for axis in ("bottom", "left"):
+        plot.getAxis(axis).setTextPen(fg)
+        plot.getAxis(axis).setPen(fg)
+    readout.setAttr("color", fg)
+    readout.setText(readout.text)

@@ -153,13 +153,8 @@ class RunRecord:
     def load(cls, path: str | os.PathLike) -> RunRecord:
         """Read a run file; :class:`RunFileError` says what is wrong with a bad one."""
         target = Path(path)
-        try:
-            data = json.loads(target.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RunFileError(f"no run file at {target}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RunFileError(f"{target} is not a readable JSON run file ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        data = _read_json(target)
+        if data.get("format") != RUN_FORMAT:
             raise RunFileError(f"{target} is not a LossLab run file")
         rec = cls.from_json(data, str(target))
         traj = data.get("trajectory")
@@ -186,20 +181,28 @@ def save_runs(records: list[RunRecord], path: str | os.PathLike) -> Path:
 def load_runs(path: str | os.PathLike) -> list[RunRecord]:
     """The runs in ``path``: a file of :func:`save_runs` or a single run's file."""
     target = Path(path)
+    data = _read_json(target)
+    if data.get("format") == RUN_FORMAT:
+        return [RunRecord.load(target)]
+    if data.get("format") != RUNS_FORMAT:
+        raise RunFileError(f"{target} is not a LossLab run file")
+    runs = data.get("runs")
+    if not isinstance(runs, list):
+        raise RunFileError(f"{target}: malformed runs file (no list of runs)")
+    return [RunRecord.from_json(r, f"{target}, run {i + 1}") for i, r in enumerate(runs)]
+
+
+def _read_json(target: Path) -> dict[str, Any]:
+    """A run file's JSON object; :class:`RunFileError` when it is missing or unreadable."""
     try:
         data = json.loads(target.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunFileError(f"no run file at {target}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunFileError(f"{target} is not a readable JSON run file ({exc})") from None
-    if isinstance(data, dict) and data.get("format") == RUN_FORMAT:
-        return [RunRecord.load(target)]
-    if not isinstance(data, dict) or data.get("format") != RUNS_FORMAT:
+    if not isinstance(data, dict):
         raise RunFileError(f"{target} is not a LossLab run file")
-    runs = data.get("runs")
-    if not isinstance(runs, list):
-        raise RunFileError(f"{target}: malformed runs file (no list of runs)")
-    return [RunRecord.from_json(r, f"{target}, run {i + 1}") for i, r in enumerate(runs)]
+    return data
 
 
 def _finite(value: Any) -> Any:

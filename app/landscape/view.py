@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from app.theme import style_plot
+from app.theme import style_layout_view, style_plot
 from app.views.surface_view import display_values
 
 N_CONTOURS = 14
@@ -183,13 +183,7 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         return text
 
     def set_theme(self, dark: bool) -> None:
-        self.setBackground("#1e1f22" if dark else "w")
-        fg = "#d0d0d0" if dark else "#202020"
-        for axis in ("bottom", "left"):
-            self.plot.getAxis(axis).setTextPen(fg)
-            self.plot.getAxis(axis).setPen(fg)
-        self.readout.setAttr("color", fg)
-        self.readout.setText(self.readout.text)
+        style_layout_view(self, self.plot, self.readout, dark)
 
 
 class LinePlot(pg.PlotWidget):

@@ -288,17 +288,9 @@ class Surface3DView(QtWidgets.QWidget):
 
     def _export_dialog(self) -> None:
         from app import export
-        from app.main_window import parse_size
 
-        text, ok = QtWidgets.QInputDialog.getText(
-            self, "PNG size", "Width x height in pixels:", text="1600x1200"
-        )
-        if not ok:
-            return
-        try:
-            size = parse_size(text)
-        except ValueError as exc:
-            QtWidgets.QMessageBox.warning(self, "Export", str(exc))
+        size = export.ask_png_size(self)
+        if size is None:
             return
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export", "3d.png", "PNG (*.png)")
         if path:

@@ -10,6 +10,7 @@ import pyqtgraph as pg
 import torch
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.theme import style_layout_view
 from core.surfaces import Surface
 
 N_CONTOURS = 14
@@ -280,10 +281,4 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.hovered.emit(x, y, loss)
 
     def set_theme(self, dark: bool) -> None:
-        self.setBackground("#1e1f22" if dark else "w")
-        fg = "#d0d0d0" if dark else "#202020"
-        for axis in ("bottom", "left"):
-            self.plot.getAxis(axis).setTextPen(fg)
-            self.plot.getAxis(axis).setPen(fg)
-        self.readout.setAttr("color", fg)
-        self.readout.setText(self.readout.text)
+        style_layout_view(self, self.plot, self.readout, dark)
