@@ -53,6 +53,12 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self.hover_mark.setZValue(15)
         self.plot.addItem(self.hover_mark)
         self.labels: list[pg.TextItem] = []
+        self.hint = pg.TextItem(
+            "Compute a landscape (or open one) to see it here", color="#8c8f94", anchor=(0.5, 0.5)
+        )
+        self.plot.addItem(self.hint)
+        self.hint.setPos(0, 0)
+        self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
         self.readout = self.addLabel("", row=1, col=0, justify="left", size="9pt")
         self.scene().sigMouseMoved.connect(self._moved)
         self.alphas = self.betas = None
@@ -64,6 +70,7 @@ class LandscapeView(pg.GraphicsLayoutWidget):
     # --- the plane -----------------------------------------------------------------------
 
     def set_plane(self, alphas: np.ndarray, betas: np.ndarray) -> None:
+        self.hint.setVisible(False)
         self.alphas, self.betas = np.asarray(alphas), np.asarray(betas)
         self.loss = np.full((len(betas), len(alphas)), np.nan)
         self.contours.setData([], [])

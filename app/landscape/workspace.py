@@ -256,6 +256,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.line.set_line(x.get("line_t"), x.get("line_loss"))
         self._facts()
         self._update_3d()
+        self._set_running(self.job is not None)
 
     # --- computing ------------------------------------------------------------------------
 
@@ -408,7 +409,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.compute_btn.setEnabled(not on and bool(self.run_file or self.checkpoint))
         self.cancel_btn.setEnabled(on)
         for b in (self.png_btn, self.svg_btn, self.npz_btn):
-            b.setEnabled(not on)
+            b.setEnabled(not on and self.view.loss is not None)
 
     # --- exports --------------------------------------------------------------------------
 
