@@ -33,6 +33,11 @@ def main() -> int:
     args = ap.parse_args()
     if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
         del os.environ["QT_QPA_PLATFORM"]  # OpenGL needs a real (or Xvfb) display
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        print("No 3-D here: no display. Run under xvfb-run (see the docstring).")
+        return 0
     from PySide6 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
