@@ -106,7 +106,8 @@ class Surface3DView(QtWidgets.QWidget):
         self.axes.setSize(1.1, 1.1, 0.6)
         self.view.addItem(self.axes)
         self.surface = None
-        self.paths: list = []
+        self.paths: list[np.ndarray] = []  # what is drawn of each path, (T, 3) scene points
+        self.path_item = None
         self.heads = gl.GLScatterPlotItem(pos=np.zeros((0, 3)), size=12, pxMode=True)
         self.heads.setGLOptions("translucent")
         self.view.addItem(self.heads)
@@ -192,7 +193,9 @@ class Surface3DView(QtWidgets.QWidget):
         shown = np.nan_to_num(self._shown, nan=self._hi)
         z = (np.clip(shown, self._lo, self._hi) - self._lo) / (self._hi - self._lo) * h
         # GLSurfacePlotItem wants z[ix, iy] and its colours flat, (Nx*Ny, 4), in that order
-        colours = _colour_map_rgba(self._shown.T, self._lo, self._hi).reshape(-1, 4)
+        # as bytes: a quarter of the vertex data of floats
+        rgba = _colour_map_rgba(self._shown.T, self._lo, self._hi).reshape(-1, 4)
+        colours = (rgba * 255 + 0.5).astype(np.uint8)
         if self.surface is None:
             self.surface = gl.GLSurfacePlotItem(
                 x=xn, y=yn, z=z.T.astype(np.float32), colors=colours, computeNormals=False
@@ -210,22 +213,33 @@ class Surface3DView(QtWidgets.QWidget):
     def _draw_paths(self) -> None:
         if self._shown is None or self.released:
             return
-        gl = self.gl
-        while len(self.paths) < len(self._paths):
-            item = gl.GLLinePlotItem(pos=np.zeros((2, 3)), width=3.0, antialias=False)
-            item.setGLOptions("opaque")
-            self.view.addItem(item)
-            self.paths.append(item)
-        while len(self.paths) > len(self._paths):
-            self.view.removeItem(self.paths.pop())
+        if self.path_item is None:
+            # every path in one item of line segments: one draw call, not one per racer
+            self.path_item = self.gl.GLLinePlotItem(
+                pos=np.zeros((2, 3)), width=3.0, antialias=False, mode="lines"
+            )
+            self.path_item.setGLOptions("opaque")
+            self.view.addItem(self.path_item)
         lift = 0.03
-        for item, path, colour in zip(self.paths, self._paths, self._colours, strict=True):
+        self.paths = []  # each path in scene coordinates (T, 3)
+        segments, colours = [], []
+        for path, colour in zip(self._paths, self._colours, strict=True):
             ok = path[np.isfinite(path).all(axis=1)]
             if len(ok) < 2:
-                item.setVisible(False)
                 continue
-            item.setVisible(True)
-            item.setData(pos=self._to_scene(ok, self._heights(ok), lift), color=pg.mkColor(colour))
+            pos = self._to_scene(ok, self._heights(ok), lift)
+            self.paths.append(pos)
+            seg = np.empty((2 * (len(pos) - 1), 3), dtype=np.float32)
+            seg[0::2], seg[1::2] = pos[:-1], pos[1:]
+            segments.append(seg)
+            colours.append(np.broadcast_to(pg.mkColor(colour).getRgbF(), (len(seg), 4)))
+        if segments:
+            self.path_item.setData(
+                pos=np.concatenate(segments), color=np.concatenate(colours).astype(np.float32)
+            )
+            self.path_item.setVisible(True)
+        else:
+            self.path_item.setVisible(False)
         if self._heads is not None and len(self._heads):
             ok = np.isfinite(self._heads).all(axis=1)
             cols = np.array([pg.mkColor(c).getRgbF() for c in self._colours])[: len(ok)][ok]
@@ -254,7 +268,7 @@ class Surface3DView(QtWidgets.QWidget):
         if self.view.isValid():
             self.view.makeCurrent()
         self.view.clear()
-        self.surface = None
+        self.surface = self.path_item = None
         self.paths = []
         self.grid = self.axes = self.heads = self.minima = None
         gc.collect()

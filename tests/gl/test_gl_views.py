@@ -43,10 +43,10 @@ def test_race_in_3d_follows_the_race(window, qtbot):
     v = r.view3d
     n = sum(s.enabled for s in r.c.specs)
     assert len(v.paths) == n
-    pos, _ = v.paths[0].pos, None
-    assert pos.shape == (51, 3)  # start + 50 steps
+    assert v.paths[0].shape == (51, 3)  # start + 50 steps
+    assert v.path_item.pos.shape == (n * 2 * 50, 3)  # all paths, as segments, in one item
     r.c.step(10)  # the heads move in step with the race
-    assert v.paths[0].pos.shape == (61, 3)
+    assert v.paths[0].shape == (61, 3)
     image = v.image((640, 480))
     assert (image.width(), image.height()) == (640, 480)
     assert _spread(image) > 10  # a picture, not a blank
@@ -89,6 +89,6 @@ def test_landscape_in_3d(window, qtbot, tmp_path):
     lw.show_landscape(land)
     assert lw.set_3d(True)
     qtbot.waitUntil(lambda: lw.view3d.view.isValid(), timeout=5000)  # GL initialised
-    assert lw.view3d.paths[0].pos.shape == (10, 3)
+    assert lw.view3d.paths[0].shape == (10, 3)
     assert _spread(lw.view3d.image((400, 300))) > 10
     assert lw.set_3d(False)
