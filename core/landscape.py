@@ -495,10 +495,6 @@ def compute(
             acc[row.index] = row.acc
         if progress:
             progress(row)
-    return landscape_from(evaluator, alphas, betas, loss, acc, directions, explained, meta)
-
-
-def landscape_from(evaluator, alphas, betas, loss, acc, directions, explained=None, meta=None):
     return Landscape(
         alphas,
         betas,

@@ -321,7 +321,6 @@ class LandscapeWorkspace(QtWidgets.QWidget):
 
     def _event(self, e) -> None:
         if isinstance(e, lj.Subject):
-            self.subject_info = e
             self.status.setText(
                 f"<b>{html.escape(e.name)}</b> ({e.task}), checkpoint of epoch "
                 f"{e.checkpoint_epoch}; data: {html.escape(e.source)}"
@@ -330,7 +329,6 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         elif isinstance(e, lj.Planned):
             self.view.set_plane(e.alphas, e.betas)
             self.view.set_scale("log" if self.log.isChecked() else "linear")
-            self._planned = e
         elif isinstance(e, Row):
             self._rows += 1
             self.view.set_row(e.index, e.loss)
