@@ -62,3 +62,20 @@ def server():
 def _runs_dir(tmp_path_factory, monkeypatch):
     """Runs started in tests keep their checkpoints in a temporary folder, not the home."""
     monkeypatch.setenv("LOSSLAB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+
+
+@pytest.fixture
+def main_window(qtbot, tmp_path):
+    """The whole window, built at once, with its settings in a temporary file; closed (which
+    stops and joins every workspace's threads) afterwards."""
+    from PySide6 import QtCore
+
+    from app.main_window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, restore=False)
+    qtbot.addWidget(w)
+    w.resize(1440, 900)
+    w.show()
+    yield w
+    w.close()

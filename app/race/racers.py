@@ -15,6 +15,20 @@ COLUMN_WIDTHS = [26, 0, 80, 52, 70, 62, 64, 80]  # 0: stretches
 LR, LOSS, DIST, CONV, STATUS = 3, 4, 5, 6, 7
 
 
+def swatch_item(colour: str, checked: bool, tip: str) -> QtWidgets.QTableWidgetItem:
+    """A table cell filled with ``colour`` that carries an on/off tick."""
+    item = QtWidgets.QTableWidgetItem()
+    item.setFlags(
+        QtCore.Qt.ItemFlag.ItemIsEnabled
+        | QtCore.Qt.ItemFlag.ItemIsUserCheckable
+        | QtCore.Qt.ItemFlag.ItemIsSelectable
+    )
+    item.setCheckState(QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
+    item.setBackground(QtGui.QColor(colour))
+    item.setToolTip(tip)
+    return item
+
+
 class RacersTable(QtWidgets.QTableWidget):
     """One row a racer: enabled, colour, name, optimizer, lr and live figures."""
 
@@ -45,17 +59,9 @@ class RacersTable(QtWidgets.QTableWidget):
         self._filling = True
         self.setRowCount(len(self.c.specs))
         for r, (spec, colour) in enumerate(zip(self.c.specs, self.c.colours(), strict=True)):
-            swatch = QtWidgets.QTableWidgetItem()
-            swatch.setFlags(
-                QtCore.Qt.ItemFlag.ItemIsEnabled
-                | QtCore.Qt.ItemFlag.ItemIsUserCheckable
-                | QtCore.Qt.ItemFlag.ItemIsSelectable
+            swatch = swatch_item(
+                colour, spec.enabled, "enable / disable; double-click to change the colour"
             )
-            swatch.setCheckState(
-                QtCore.Qt.CheckState.Checked if spec.enabled else QtCore.Qt.CheckState.Unchecked
-            )
-            swatch.setBackground(QtGui.QColor(colour))
-            swatch.setToolTip("enable / disable; double-click to change the colour")
             self.setItem(r, 0, swatch)
             name = QtWidgets.QTableWidgetItem(spec.label)
             name.setToolTip("double-click to rename")

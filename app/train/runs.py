@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.race.racers import swatch_item
 from core.optimizers import get_optimizer
 from core.runs import RunRecord
 from core.smoothing import DebiasedEMA
@@ -224,17 +225,7 @@ class RunsTable(QtWidgets.QTableWidget):
         self._filling = True
         self.setRowCount(len(runs))
         for row, run in enumerate(runs):
-            swatch = QtWidgets.QTableWidgetItem()
-            swatch.setFlags(
-                QtCore.Qt.ItemFlag.ItemIsEnabled
-                | QtCore.Qt.ItemFlag.ItemIsUserCheckable
-                | QtCore.Qt.ItemFlag.ItemIsSelectable
-            )
-            swatch.setCheckState(
-                QtCore.Qt.CheckState.Checked if run.shown else QtCore.Qt.CheckState.Unchecked
-            )
-            swatch.setBackground(QtGui.QColor(run.colour))
-            swatch.setToolTip("Show this run in the comparison plots")
+            swatch = swatch_item(run.colour, run.shown, "Show this run in the comparison plots")
             self.setItem(row, 0, swatch)
             name = QtWidgets.QTableWidgetItem(run.name)
             name.setToolTip("Double-click to rename")

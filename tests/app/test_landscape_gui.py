@@ -4,24 +4,14 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtGui
 
 from core.landscape import Landscape
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from app.main_window import MainWindow
-
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, restore=False)
-    qtbot.addWidget(w)
-    w.resize(1440, 900)
-    w.show()
-    yield w
-    w.landscape.shutdown()
-    w.train.shutdown()
-    w.race.shutdown()
+def window(main_window):
+    return main_window
 
 
 def _trained(window, qtbot):

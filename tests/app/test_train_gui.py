@@ -13,18 +13,9 @@ from PySide6 import QtCore, QtGui
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from app.main_window import MainWindow
-
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, restore=False)
-    qtbot.addWidget(w)
-    w.resize(1440, 900)
-    w.show()
-    w.tabs.setCurrentWidget(w.train)
-    yield w
-    w.train.shutdown()
-    w.race.shutdown()
+def window(main_window):
+    main_window.tabs.setCurrentWidget(main_window.train)
+    return main_window
 
 
 def _choose(train, task, **kw):
@@ -311,3 +302,4 @@ def test_a_finished_run_goes_to_landscape(window, qtbot):
         t.landscape_btn.click()
     run = sig.args[0]
     assert run is t.runs[-1] and run.checkpoint.name == "best.pt"
+

@@ -4,22 +4,11 @@ crash in a GL driver cannot take the main test run down with it."""
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from app.main_window import MainWindow
-
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, restore=False)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    yield w
-    w.race.shutdown()
-    w.train.shutdown()
-    w.landscape.shutdown()
+def window(main_window):
+    return main_window
 
 
 def _spread(image) -> float:
