@@ -81,6 +81,7 @@ class NumberEdit(QtWidgets.QWidget):
         self.slider.blockSignals(True)
         self.slider.setValue(self._to_slider(v))
         self.slider.blockSignals(False)
+        self._ok(True)  # a good number after a bad one: the red border goes
         self.committed.emit(v)
 
     def _ok(self, ok: bool, why: str = "") -> None:

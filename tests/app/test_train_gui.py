@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 
 @pytest.fixture
@@ -303,3 +303,20 @@ def test_a_finished_run_goes_to_landscape(window, qtbot):
     run = sig.args[0]
     assert run is t.runs[-1] and run.checkpoint.name == "best.pt"
 
+
+def test_a_number_box_marks_bad_text_and_clears_when_fixed(window):
+    from app.race.editors import NumberEdit
+
+    box = window.train.controls.hyper_form.itemAt(
+        0, QtWidgets.QFormLayout.ItemRole.FieldRole
+    ).widget()
+    assert isinstance(box, NumberEdit)
+    committed = []
+    box.committed.connect(committed.append)
+    box.text.setText("abc")
+    box.text.editingFinished.emit()
+    assert box.text.toolTip() == "'abc' is not a number" and not committed
+    assert "border" in box.text.styleSheet()
+    box.text.setText("0.05")
+    box.text.editingFinished.emit()
+    assert committed == [0.05] and box.text.styleSheet() == "" and box.text.toolTip() == ""
