@@ -80,23 +80,28 @@ def main() -> int:
     view.set_grid(xs.numpy(), ys.numpy(), shown, lo, hi, height_of)
     view.set_paths(paths, PALETTE[: len(paths)], race.positions[:, 0])
     frames = [0]
+    renderer: list[str] = []
     original = view.view.paintGL
 
     def counted(*a, **k):
         frames[0] += 1
+        if not renderer:  # the context is current here
+            from OpenGL import GL
+
+            renderer.append(
+                " / ".join(GL.glGetString(n).decode() for n in (GL.GL_RENDERER, GL.GL_VERSION))
+            )
         return original(*a, **k)
 
     view.view.paintGL = counted
-    renderer = "unknown"
-    try:
-        from OpenGL import GL
-
-        view.view.makeCurrent()
-        renderer = GL.glGetString(GL.GL_RENDERER).decode()
-    except Exception as exc:  # the renderer's name is a nicety
-        renderer = f"unknown ({exc})"
-    print(f"OpenGL renderer: {renderer}")
-    print(f"Surface 256x256 ({255 * 255 * 2:,} triangles), 8 paths x {len(pos):,} points")
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+    print(f"OpenGL: {renderer[0] if renderer else 'unknown (nothing drawn yet)'}")
+    print(
+        f"Surface 256x256 ({view.surface.triangles:,} triangles in {len(view.surface.chunks)}"
+        f" flushed chunks), 8 paths x {len(pos):,} points"
+    )
     print()
     print("| GL area | frames/s (median) | runs |")
     print("|---|---|---|")

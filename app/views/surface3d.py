@@ -70,10 +70,143 @@ def _gl_window():
     from PySide6 import QtOpenGL
 
     class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
+        redraw_posted = False  # a class default: pyqtgraph's __init__ already calls update()
+
         def __init__(self) -> None:
             super().__init__(QtOpenGL.QOpenGLWindow.UpdateBehavior.NoPartialUpdate)
+            # a window, unlike pyqtgraph's QOpenGLWidget (whose framebuffer always has one),
+            # gets a depth buffer only when asked: without it the terrain's far slopes were
+            # painted over its near ones on screen (exports, rendered offscreen, were right)
+            fmt = QtGui.QSurfaceFormat.defaultFormat()
+            fmt.setDepthBufferSize(24)
+            self.setFormat(fmt)
+
+        def update(self) -> None:
+            """Redraw as soon as the events already queued (the mouse's) are handled. Qt's
+            update() asks the platform for a frame, which on X11 arrives 5 ms after the
+            request: at ~30 ms a frame in software GL that idle gap cost a sixth of the frame
+            rate while orbiting. The posted event is coalesced, so a burst of mouse moves
+            still draws one frame."""
+            super().update()  # marks the window dirty; Qt's own (later) request finds it clean
+            if not self.redraw_posted and self.isExposed():
+                self.redraw_posted = True
+                QtCore.QCoreApplication.postEvent(
+                    self,
+                    QtCore.QEvent(QtCore.QEvent.Type.UpdateRequest),
+                    QtCore.Qt.EventPriority.LowEventPriority.value,
+                )
+
+        def event(self, ev: QtCore.QEvent) -> bool:
+            if ev.type() == QtCore.QEvent.Type.UpdateRequest:
+                self.redraw_posted = False
+            return super().event(ev)
 
     return GLViewWindow()
+
+
+def _terrain_item():
+    """A height field's triangles, drawn in row chunks with a flush after each one."""
+    from OpenGL import GL
+    from pyqtgraph.opengl import shaders
+    from pyqtgraph.opengl.GLGraphicsItem import GLGraphicsItem
+    from PySide6 import QtOpenGL
+
+    class TerrainItem(GLGraphicsItem):
+        """Mesa's software renderer (llvmpipe) sets up and bins every triangle on the calling
+        thread and rasterises only when the frame is flushed, on its worker threads. One draw
+        call for a 256x256 terrain (130,050 triangles) therefore ran the two one after the
+        other, and the oversized frame slowed the set-up itself: 17.5 frames/s. Flushing every
+        ~8,000 triangles lets the rasteriser work on one chunk while the next is set up:
+        34 frames/s (bench/gl3d.py). A hardware driver is unaffected either way."""
+
+        CHUNK_TRIANGLES = 8192
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.setGLOptions("opaque")
+            self._z = np.zeros((0, 0), dtype=np.float32)  # heights [ix, iy], scene units
+            self._data: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            self._uploaded = False
+            self._buffers: list = []
+            self.chunks: list[tuple[int, int]] = []  # (first index, index count) per draw
+
+        @property
+        def triangles(self) -> int:
+            return 0 if self._data is None else len(self._data[2]) // 3
+
+        def set_data(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, rgba: np.ndarray) -> None:
+            """Heights ``z[ix, iy]`` over the axes ``x``, ``y``; colours ``rgba`` as bytes,
+            ``(nx*ny, 4)`` in the same order."""
+            nx, ny = z.shape
+            gx, gy = np.meshgrid(x, y, indexing="ij")
+            pos = np.stack([gx, gy, z], axis=-1).reshape(-1, 3).astype(np.float32)
+            if self._data is None or self._z.shape != z.shape:
+                ids = np.arange(nx * ny, dtype=np.uint32).reshape(nx, ny)
+                a, b, c, d = ids[:-1, :-1], ids[1:, :-1], ids[:-1, 1:], ids[1:, 1:]
+                index = np.stack([a, b, c, c, b, d], axis=-1).reshape(-1)  # row ix by row
+                per_row = 6 * (ny - 1)
+                rows = max(1, self.CHUNK_TRIANGLES * 3 // per_row)
+                self.chunks = [
+                    (r * per_row, min(rows, nx - 1 - r) * per_row) for r in range(0, nx - 1, rows)
+                ]
+            else:
+                index = self._data[2]
+            self._z = np.ascontiguousarray(z, dtype=np.float32)
+            self._data = (pos, np.ascontiguousarray(rgba, dtype=np.uint8), index)
+            self._uploaded = False
+            self.update()
+
+        def _upload(self) -> None:
+            if not self._buffers:
+                kinds = [QtOpenGL.QOpenGLBuffer.Type.VertexBuffer] * 2
+                kinds.append(QtOpenGL.QOpenGLBuffer.Type.IndexBuffer)
+                self._buffers = [QtOpenGL.QOpenGLBuffer(k) for k in kinds]
+            for buf, arr in zip(self._buffers, self._data, strict=True):
+                if not buf.isCreated():
+                    buf.create()
+                buf.bind()
+                if buf.size() == arr.nbytes:
+                    buf.write(0, arr, arr.nbytes)
+                else:
+                    buf.allocate(arr, arr.nbytes)
+                buf.release()
+            self._uploaded = True
+
+        def paint(self) -> None:
+            if self._data is None or not self.chunks:
+                return
+            self.setupGLState()
+            if not self._uploaded:
+                self._upload()
+            shader = shaders.getShaderProgram(None)  # position and colour, no lighting
+            program = shader.program()
+            position, colour, index = self._buffers
+            locs = [
+                GL.glGetAttribLocation(program, "a_position"),
+                GL.glGetAttribLocation(program, "a_color"),
+            ]
+            position.bind()
+            GL.glVertexAttribPointer(locs[0], 3, GL.GL_FLOAT, False, 0, None)
+            colour.bind()
+            GL.glVertexAttribPointer(locs[1], 4, GL.GL_UNSIGNED_BYTE, True, 0, None)
+            colour.release()
+            for loc in locs:
+                GL.glEnableVertexAttribArray(loc)
+            mvp = np.array(self.mvpMatrix().data(), dtype=np.float32)
+            with shader:
+                GL.glUniformMatrix4fv(GL.glGetUniformLocation(program, "u_mvp"), 1, False, mvp)
+                index.bind()
+                last = len(self.chunks) - 1
+                for i, (first, count) in enumerate(self.chunks):
+                    offset = GL.GLvoidp(4 * first) if first else None
+                    GL.glDrawElements(GL.GL_TRIANGLES, count, GL.GL_UNSIGNED_INT, offset)
+                    if i < last:
+                        GL.glFlush()  # hand this chunk to the rasteriser now
+                index.release()
+            for loc in locs:
+                GL.glDisableVertexAttribArray(loc)
+
+    return TerrainItem()
 
 
 def _colour_map_rgba(shown: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -186,24 +319,19 @@ class Surface3DView(QtWidgets.QWidget):
     def _restyle(self) -> None:
         if self._shown is None or self.released:
             return
-        gl = self.gl
         xn = 2 * (self._xs - self._xs[0]) / (self._xs[-1] - self._xs[0]) - 1
         yn = 2 * (self._ys - self._ys[0]) / (self._ys[-1] - self._ys[0]) - 1
         h = self.exaggeration.value() / 100 * 0.8
         shown = np.nan_to_num(self._shown, nan=self._hi)
         z = (np.clip(shown, self._lo, self._hi) - self._lo) / (self._hi - self._lo) * h
-        # GLSurfacePlotItem wants z[ix, iy] and its colours flat, (Nx*Ny, 4), in that order
-        # as bytes: a quarter of the vertex data of floats
+        # heights z[ix, iy] and colours flat, (Nx*Ny, 4), in that order, as bytes (a quarter
+        # of the vertex data of floats)
         rgba = _colour_map_rgba(self._shown.T, self._lo, self._hi).reshape(-1, 4)
         colours = (rgba * 255 + 0.5).astype(np.uint8)
         if self.surface is None:
-            self.surface = gl.GLSurfacePlotItem(
-                x=xn, y=yn, z=z.T.astype(np.float32), colors=colours, computeNormals=False
-            )
-            self.surface.setGLOptions("opaque")
+            self.surface = _terrain_item()
             self.view.addItem(self.surface)
-        else:
-            self.surface.setData(x=xn, y=yn, z=z.T.astype(np.float32), colors=colours)
+        self.surface.set_data(xn, yn, z.T, colours)
         self._draw_paths()
         self._draw_minima()
 

@@ -81,3 +81,54 @@ def test_landscape_in_3d(window, qtbot, tmp_path):
     assert lw.view3d.paths[0].shape == (10, 3)
     assert _spread(lw.view3d.image((400, 300))) > 10
     assert lw.set_3d(False)
+
+
+def _rosenbrock_view(qtbot):
+    import torch
+
+    from app.views.surface3d import Surface3DView
+    from app.views.surface_view import display_values
+    from core.surfaces import get_surface
+
+    s = get_surface("rosenbrock")
+    xs, ys, z = s.grid(256, dtype=torch.float64)
+    shown, lo, hi = display_values(z.numpy(), s.scale)
+    v = Surface3DView()
+    qtbot.addWidget(v)
+    v.resize(640, 520)
+    v.show()
+    v.set_grid(xs.numpy(), ys.numpy(), shown, lo, hi, lambda p: np.zeros(len(p)))
+    qtbot.waitUntil(lambda: v.view.isValid(), timeout=5000)
+    return v
+
+
+def test_terrain_is_drawn_whole_in_chunks(qtbot):
+    v = _rosenbrock_view(qtbot)
+    t = v.surface
+    assert t.triangles == 2 * 255 * 255
+    # the chunks follow each other and cover every triangle once, each at most a chunk's size
+    ends = [first + count for first, count in t.chunks]
+    assert [first for first, _ in t.chunks] == [0, *ends[:-1]]
+    assert ends[-1] == 3 * t.triangles
+    assert max(count for _, count in t.chunks) <= 3 * t.CHUNK_TRIANGLES
+    v.release()
+
+
+def test_the_screen_shows_what_the_export_shows(qtbot):
+    """Seen from the side where the far slopes are drawn last, a window without a depth
+    buffer showed them through the near ones; the export (an offscreen framebuffer with depth)
+    did not. The window must have a depth buffer and show the same picture."""
+    v = _rosenbrock_view(qtbot)
+    frames = []
+    v.view.frameSwapped.connect(lambda: frames.append(1))
+    v.view.setCameraPosition(elevation=12, azimuth=210)
+    qtbot.waitUntil(lambda: len(frames) > 0, timeout=5000)  # drawn from there
+    screen = v.view.grabFramebuffer()
+    exported = v.image((screen.width(), screen.height()))
+    a = np.asarray(screen.convertToFormat(screen.Format.Format_RGB32).constBits()).reshape(-1)
+    b = np.asarray(exported.convertToFormat(screen.Format.Format_RGB32).constBits()).reshape(-1)
+    assert a.shape == b.shape
+    different = np.mean(np.abs(a.astype(int) - b.astype(int)) > 40)
+    assert different < 0.001, f"{different:.2%} of the screen differs from the export"
+    assert v.view.format().depthBufferSize() >= 16
+    v.release()
