@@ -87,8 +87,9 @@ def _gl_window():
             request: at ~30 ms a frame in software GL that idle gap cost a sixth of the frame
             rate while orbiting. The posted event is coalesced, so a burst of mouse moves
             still draws one frame."""
-            super().update()  # marks the window dirty; Qt's own (later) request finds it clean
-            if not self.redraw_posted and self.isExposed():
+            if not self.isExposed():
+                super().update()  # drawn when it is shown
+            elif not self.redraw_posted:
                 self.redraw_posted = True
                 QtCore.QCoreApplication.postEvent(
                     self,
@@ -197,7 +198,11 @@ def _terrain_item():
                 GL.glUniformMatrix4fv(GL.glGetUniformLocation(program, "u_mvp"), 1, False, mvp)
                 index.bind()
                 last = len(self.chunks) - 1
-                for i, (first, count) in enumerate(self.chunks):
+                chunks = self.chunks
+                view = self.view()
+                if view is not None and view.cameraPosition().x() > 0:
+                    chunks = chunks[::-1]  # nearest rows first: hidden pixels fail the depth test
+                for i, (first, count) in enumerate(chunks):
                     offset = GL.GLvoidp(4 * first) if first else None
                     GL.glDrawElements(GL.GL_TRIANGLES, count, GL.GL_UNSIGNED_INT, offset)
                     if i < last:

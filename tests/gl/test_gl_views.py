@@ -132,3 +132,19 @@ def test_the_screen_shows_what_the_export_shows(qtbot):
     assert different < 0.001, f"{different:.2%} of the screen differs from the export"
     assert v.view.format().depthBufferSize() >= 16
     v.release()
+
+
+def test_a_burst_of_updates_draws_one_frame_soon(qtbot):
+    """update() posts one redraw (no 5 ms platform delay) however often it is called."""
+    v = _rosenbrock_view(qtbot)
+    qtbot.wait(100)  # the first frames are drawn
+    frames = []
+    v.view.frameSwapped.connect(lambda: frames.append(1))
+    for azimuth in range(100):  # a burst of mouse moves, each asking for a frame
+        v.view.setCameraPosition(azimuth=azimuth)
+    assert v.view.redraw_posted
+    qtbot.waitUntil(lambda: len(frames) > 0, timeout=5000)
+    QtWidgets = __import__("PySide6.QtWidgets", fromlist=["QtWidgets"])
+    QtWidgets.QApplication.processEvents()
+    assert len(frames) == 1 and not v.view.redraw_posted
+    v.release()
