@@ -100,6 +100,8 @@ def _gl_window():
         def event(self, ev: QtCore.QEvent) -> bool:
             if ev.type() == QtCore.QEvent.Type.UpdateRequest:
                 self.redraw_posted = False
+                if not self.isExposed():  # hidden since the redraw was posted
+                    return True
             return super().event(ev)
 
     return GLViewWindow()
