@@ -451,7 +451,7 @@ class Landscape:
 
 @dataclass(frozen=True)
 class Row:
-    """Progress of :func:`iter_grid`: one finished row of the grid."""
+    """Progress of :meth:`Grid.rows`: one finished row of the grid."""
 
     index: int
     loss: np.ndarray
@@ -466,13 +466,23 @@ def axes(span: float, resolution: int) -> np.ndarray:
     return np.linspace(-span, span, resolution)
 
 
-def iter_grid(evaluator: PlaneEvaluator, alphas: np.ndarray, betas: np.ndarray) -> Iterator[Row]:
-    """Evaluate the grid row by row (rows are betas); stop by no longer iterating."""
-    for i, b in enumerate(betas):
-        values = evaluator.row(alphas, float(b))
-        loss = np.array([v[0] for v in values])
-        acc = np.array([v[1] for v in values]) if evaluator.classes else None
-        yield Row(i, loss, acc)
+class Grid:
+    """The loss (and accuracy) of a plane's grid, NaN until :meth:`rows` has evaluated each row."""
+
+    def __init__(self, evaluator: PlaneEvaluator, alphas: np.ndarray, betas: np.ndarray) -> None:
+        self.evaluator, self.alphas, self.betas = evaluator, alphas, betas
+        self.loss = np.full((len(betas), len(alphas)), np.nan)
+        self.acc = np.full_like(self.loss, np.nan) if evaluator.classes else None
+
+    def rows(self) -> Iterator[Row]:
+        """Evaluate row by row (rows are betas), filling the grids; stop by no longer
+        iterating."""
+        for i, b in enumerate(self.betas):
+            values = self.evaluator.row(self.alphas, float(b))
+            self.loss[i] = [v[0] for v in values]
+            if self.acc is not None:
+                self.acc[i] = [v[1] for v in values]
+            yield Row(i, self.loss[i].copy(), None if self.acc is None else self.acc[i].copy())
 
 
 def compute(
@@ -487,19 +497,15 @@ def compute(
     """The whole grid as a :class:`Landscape` (``progress`` is told of each row)."""
     alphas = axes(span, resolution)
     betas = alphas.copy()
-    loss = np.full((len(betas), len(alphas)), np.nan)
-    acc = np.full_like(loss, np.nan) if evaluator.classes else None
-    for row in iter_grid(evaluator, alphas, betas):
-        loss[row.index] = row.loss
-        if acc is not None:
-            acc[row.index] = row.acc
+    grid = Grid(evaluator, alphas, betas)
+    for row in grid.rows():
         if progress:
             progress(row)
     return Landscape(
         alphas,
         betas,
-        loss,
-        acc,
+        grid.loss,
+        grid.acc,
         evaluator.centre.float().numpy(),
         evaluator.d1.float().numpy(),
         evaluator.d2.float().numpy(),
@@ -643,6 +649,7 @@ def hessian_eigs(
 
 __all__ = [
     "LANDSCAPE_FORMAT",
+    "Grid",
     "Landscape",
     "LandscapeError",
     "Line",
@@ -655,7 +662,6 @@ __all__ = [
     "hessian_eigs",
     "init_final_directions",
     "interpolate",
-    "iter_grid",
     "layers",
     "naive_loss",
     "path_losses",

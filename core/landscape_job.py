@@ -20,6 +20,7 @@ from torch import nn
 
 from core.checkpoints import CheckpointError, load_checkpoint
 from core.landscape import (
+    Grid,
     Landscape,
     LandscapeError,
     Line,
@@ -30,7 +31,6 @@ from core.landscape import (
     hessian_eigs,
     init_final_directions,
     interpolate,
-    iter_grid,
     path_losses,
     pca_directions,
     project,
@@ -253,13 +253,8 @@ def run(
     if compiled:
         ev.compile()
     yield Planned(alphas, betas, req.directions, explained, len(x))
-    loss = np.full((len(betas), len(alphas)), np.nan)
-    acc = np.full_like(loss, np.nan) if subject.classes else None
-    for row in iter_grid(ev, alphas, betas):
-        loss[row.index] = row.loss
-        if acc is not None:
-            acc[row.index] = row.acc
-        yield row
+    grid = Grid(ev, alphas, betas)
+    yield from grid.rows()
     extras: dict[str, Any] = {}
     if coords is not None:
         true_loss = path_losses(model, subject.loss_fn, x, y, subject.trajectory)
@@ -302,8 +297,8 @@ def run(
     land = Landscape(
         alphas,
         betas,
-        loss,
-        acc,
+        grid.loss,
+        grid.acc,
         centre.float().numpy(),
         d1.float().numpy(),
         d2.float().numpy(),
