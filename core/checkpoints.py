@@ -58,8 +58,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"{path} is not a readable LossLab checkpoint ({exc})") from None
+    except Exception:  # torch raises many types for a corrupt or foreign file
+        # not torch's text: it suggests loading with weights_only=False, which runs the
+        # file's code, and LossLab never does that
+        raise CheckpointError(
+            f"{path} is not a readable LossLab checkpoint: it is damaged, or holds more than "
+            "weights (LossLab never runs code from a file)"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a LossLab checkpoint")
     return payload

@@ -446,7 +446,12 @@ class Landscape:
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
             if isinstance(exc, LandscapeError):
                 raise
-            raise LandscapeError(f"{path} is not a readable landscape file ({exc})") from None
+            # not numpy's text for pickled data: it suggests allow_pickle, which LossLab never uses
+            objects = "Object arrays" in str(exc)
+            why = "it holds pickled objects" if objects else "damaged, or not a .npz"
+            raise LandscapeError(
+                f"{path} is not a readable landscape file: {why} (LossLab saves plain arrays)"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,10 @@ def test_save_and_load(tmp_path, lenet):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(LandscapeError, match="not a readable landscape"):
         Landscape.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "objects.npz", info=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(LandscapeError, match="pickled objects") as info:
+        Landscape.load(tmp_path / "objects.npz")
+    assert "allow_pickle" not in str(info.value)
     with pytest.raises(LandscapeError, match="no landscape file"):
         Landscape.load(tmp_path / "missing.npz")
 

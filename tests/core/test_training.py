@@ -134,6 +134,11 @@ def test_bad_checkpoints_are_refused(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable"):
         load_checkpoint(bad)
+    # a pickled object (code could run on unpickling) is refused without advising to allow it
+    torch.save({"format": 1, "f": threading.Thread}, tmp_path / "code.pt")
+    with pytest.raises(CheckpointError, match="not a readable") as info:
+        load_checkpoint(tmp_path / "code.pt")
+    assert "weights_only" not in str(info.value) and "never runs code" in str(info.value)
     torch.save({"hello": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a LossLab checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
