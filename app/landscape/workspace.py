@@ -392,6 +392,8 @@ class LandscapeWorkspace(QtWidgets.QWidget):
 
     def _failed(self, msg: str) -> None:
         self.error.setText(f"Landscape failed: {msg.split(': ', 1)[-1]}")
+        self.status.setText("Stopped: see the message below.")
+        self.progress.setFormat("failed")
         self.message.emit("Landscape failed")
 
     def _done(self, job: Job, ok: bool) -> None:

@@ -100,3 +100,5 @@ def test_bad_sources_get_messages(window, qtbot, tmp_path):
     lw.compute()
     qtbot.waitUntil(lambda: lw.job is None, timeout=30_000)
     assert "Landscape failed" in lw.error.text() and "not a readable" in lw.error.text()
+    assert "Loading" not in lw.status.text()  # the status no longer says it is working
+    assert lw.progress.format() == "failed"
