@@ -7,8 +7,6 @@ import math
 import sys
 from typing import Any
 
-from core import data as data_mod
-from core.losses import LOSSES, LossSpec
 from core.optimizers import (
     CATALOGUE,
     SCHEDULERS,
@@ -18,9 +16,11 @@ from core.optimizers import (
     get_scheduler,
     parse_value,
 )
-from core.runs import RunRecord
-from core.tasks import TASKS, get_task
-from core.training import (
+from core.train import data as data_mod
+from core.train.losses import LOSSES, LossSpec
+from core.train.runs import RunRecord
+from core.train.tasks import TASKS, get_task
+from core.train.training import (
     Checkpoint,
     CheckpointError,
     Epoch,

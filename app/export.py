@@ -18,7 +18,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core import fileio
-from core.race import Race
+from core.race.race import Race
 
 
 class ExportError(Exception):

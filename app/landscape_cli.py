@@ -63,9 +63,10 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_landscape(args: argparse.Namespace) -> int:
     from app.main_window import parse_size
-    from core import landscape_job as lj
-    from core.data import DataError
-    from core.landscape import LandscapeError, Row
+    from core.landscape import job as lj
+    from core.landscape.directions import LandscapeError
+    from core.landscape.plane import Row
+    from core.train.data import DataError
 
     def fail(msg: str) -> int:
         print(f"losslab landscape: error: {msg}", file=sys.stderr)

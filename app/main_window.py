@@ -249,7 +249,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # --- settings -----------------------------------------------------------------------
 
     def _restore(self) -> None:
-        from core.session import RaceSession, SessionError
+        from core.race.session import RaceSession, SessionError
 
         text = self.settings.value("last_session")
         if text:
@@ -271,7 +271,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # --- sessions -----------------------------------------------------------------------
 
     def open_session(self, path: str) -> bool:
-        from core.session import SessionError, load_session
+        from core.race.session import SessionError, load_session
 
         try:
             session = load_session(path)
@@ -283,7 +283,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def save_session(self, path: str) -> bool:
-        from core.session import save_session
+        from core.race.session import save_session
 
         try:
             save_session(path, self.race.c.session())

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from app.colors import PALETTE
 from core.optimizers import OptimizerSpec, get_optimizer, parse_value
-from core.race import Race, RacerSpec
-from core.session import RaceSession, SessionError, SurfaceChoice, load_preset, load_session
-from core.surfaces import CATALOGUE
+from core.race.race import Race, RacerSpec
+from core.race.session import RaceSession, SessionError, SurfaceChoice, load_preset, load_session
+from core.race.surfaces import CATALOGUE
 
 FORMATS = (".png", ".svg", ".gif", ".json", ".csv")
 RACER_OPTIONS = {"noise", "seed", "clip", "clip_value", "label"}
@@ -117,7 +117,7 @@ def build_session(args: argparse.Namespace) -> RaceSession:
 
 def run_race(args: argparse.Namespace) -> int:
     if args.list_presets:
-        from core.session import preset_names
+        from core.race.session import preset_names
 
         for name in preset_names():
             s = load_preset(name)

@@ -53,8 +53,8 @@ def main() -> int:
     from app.colors import PALETTE
     from app.views.surface_view import display_transform, display_values
     from core.optimizers import OptimizerSpec
-    from core.race import Race, RacerSpec
-    from core.surfaces import get_surface
+    from core.race.race import Race, RacerSpec
+    from core.race.surfaces import get_surface
 
     surface = get_surface("rosenbrock")
     opts = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw", "nadam"]

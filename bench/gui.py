@@ -62,8 +62,8 @@ def bench_fps(seconds: float, size: tuple[int, int]) -> None:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     from app.main_window import MainWindow
     from core.optimizers import OptimizerSpec
-    from core.race import RacerSpec
-    from core.session import RaceSession, SurfaceChoice
+    from core.race.race import RacerSpec
+    from core.race.session import RaceSession, SurfaceChoice
 
     settings = QtCore.QSettings("/dev/null", QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, restore=False)

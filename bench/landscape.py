@@ -61,18 +61,13 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
 
-    from core import data
-    from core.landscape import (
-        PlaneEvaluator,
-        axes,
-        compute,
-        flat_parameters,
-        random_directions,
-        set_flat,
-    )
-    from core.losses import LossSpec, build_loss
-    from core.tasks import build_task
-    from core.training import Finished, TrainConfig, train
+    from core.landscape.directions import flat_parameters, random_directions, set_flat
+    from core.landscape.evaluator import PlaneEvaluator
+    from core.landscape.plane import axes, compute
+    from core.train import data
+    from core.train.losses import LossSpec, build_loss
+    from core.train.tasks import build_task
+    from core.train.training import Finished, TrainConfig, train
 
     found, text = data.mnist_status()
     if not found:
@@ -83,7 +78,7 @@ def main() -> int:
     ckpt = Path("/tmp") / f"losslab-bench-landscape-{int(t0)}.pt"
     cfg = TrainConfig(task="lenet", dataset="mnist", epochs=args.epochs, checkpoint=str(ckpt))
     fin = [e for e in train(cfg) if isinstance(e, Finished)][0]
-    from core.checkpoints import load_checkpoint
+    from core.train.checkpoints import load_checkpoint
 
     setup = build_task("lenet", dataset="mnist")
     model = setup.model.eval()

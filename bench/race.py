@@ -1,6 +1,6 @@
 """Race benchmark: prints tables; not a test.
 
-1. race-steps/s for 8 racers x 1 start through core.race.Race, against a plain loop that steps
+1. race-steps/s for 8 racers x 1 start through core.race.race.Race, against a plain loop that steps
    each racer with its own forward/backward (what a user would write). Interleaved repeats,
    medians: this machine is noisy.
 2. 65,536 start points (a 256x256 grid) x 500 Adam steps on Rosenbrock.
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from core.optimizers import OptimizerSpec, build_optimizer
-from core.race import Race, RacerSpec
-from core.surfaces import get_surface
+from core.race.race import Race, RacerSpec
+from core.race.surfaces import get_surface
 
 # A typical race: 8 racers of 6 torch.optim classes (SGD appears three times).
 TYPICAL = [

@@ -3,9 +3,9 @@
 Each measurement runs in a fresh interpreter: in one process, glibc's allocator state (its
 dynamic mmap threshold) carried over from earlier runs swung results by +-10%.
 
-LeNet-5 images/s through core.training.train (events, grad norms, snapshots, validation)
+LeNet-5 images/s through core.train.training.train (events, grad norms, snapshots, validation)
 against a bare 10-line PyTorch loop on the same data, batch size and optimizer. The bare loop
-is timed over the training steps only; core.training's figure includes everything it does per
+is timed over the training steps only; core.train.training's figure includes everything it does per
 epoch, so the difference is the whole overhead. Interleaved repeats, medians.
 
 Run: .venv/bin/python bench/train.py [--data-dir DIR] [--repeats N] [--batch-size N]
@@ -23,10 +23,10 @@ import time
 import torch
 from torch import nn
 
-from core import data
-from core.models import LeNet5
 from core.optimizers import OptimizerSpec
-from core.training import Started, Step, TrainConfig, train
+from core.train import data
+from core.train.models import LeNet5
+from core.train.training import Started, Step, TrainConfig, train
 
 
 def bare_loop(ds, batch_size: int, epochs: int, seed: int) -> float:

@@ -105,9 +105,9 @@ def bare_in_fresh_process(batch: int) -> float:
 
 
 def bare_epoch(batch: int) -> float:
-    """The same epoch without a window: core.training's generator on the main thread, with
+    """The same epoch without a window: core.train.training's generator on the main thread, with
     torch's default thread count."""
-    from core.training import Step, TrainConfig, train
+    from core.train.training import Step, TrainConfig, train
 
     t_first = n_first = None
     last = 0
@@ -132,7 +132,7 @@ def main() -> int:
         return 0
     if args.data_dir:
         os.environ["LOSSLAB_DATA_DIR"] = args.data_dir
-    from core.data import mnist_status
+    from core.train.data import mnist_status
 
     found, text = mnist_status()
     if not found:

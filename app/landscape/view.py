@@ -64,7 +64,7 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self.alphas = self.betas = None
         self.loss: np.ndarray | None = None
         self.scale = "linear"
-        self.path_info = None  # core.landscape_job.PathResult
+        self.path_info = None  # core.landscape.job.PathResult
         self.last_hover = ""
 
     # --- the plane -----------------------------------------------------------------------

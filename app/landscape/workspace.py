@@ -2,7 +2,7 @@
 
 A run arrives from the Train tab (its best checkpoint and its record with the recorded
 trajectory) or from files. Computing runs on a worker thread (app.workers.Job) driving
-core.landscape_job.run; the heatmap fills in row by row as the events arrive.
+core.landscape.job.run; the heatmap fills in row by row as the events arrive.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from PySide6 import QtCore, QtWidgets
 
 from app.landscape.view import LandscapeView, LinePlot
 from app.workers import Job
-from core import landscape_job as lj
-from core.landscape import Landscape, LandscapeError, Line, Row
+from core.landscape import job as lj
+from core.landscape.directions import LandscapeError
+from core.landscape.plane import Landscape, Line, Row
 
 DIRECTION_LABELS = {
     "random": "random, filter-normalised",

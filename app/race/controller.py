@@ -1,4 +1,4 @@
-"""The Race workspace's model: one :class:`core.race.Race` and the timer that drives it.
+"""The Race workspace's model: one :class:`core.race.race.Race` and the timer that drives it.
 
 Every view follows this object through its signals; none of them owns race state.
 """
@@ -11,9 +11,9 @@ from PySide6 import QtCore
 
 from app.colors import PALETTE
 from core.optimizers import OptimizerSpec, SchedulerSpec
-from core.race import Race, RacerSpec
-from core.session import RaceSession, SurfaceChoice
-from core.surfaces import Surface
+from core.race.race import Race, RacerSpec
+from core.race.session import RaceSession, SurfaceChoice
+from core.race.surfaces import Surface
 
 FRAME_MS = 16  # about 60 frames a second
 MAX_RACERS = 10

@@ -7,10 +7,10 @@ from PySide6 import QtCore, QtWidgets
 
 from app.race.controller import RaceController
 from app.views.surface_view import ARROWS
-from core.explain import StepExplanation
-from core.formula import FormulaError
-from core.session import SessionError, SurfaceChoice, load_preset, preset_names
-from core.surfaces import CATALOGUE
+from core.race.explain import StepExplanation
+from core.race.formula import FormulaError
+from core.race.session import SessionError, SurfaceChoice, load_preset, preset_names
+from core.race.surfaces import CATALOGUE
 
 
 class SurfacePanel(QtWidgets.QGroupBox):

@@ -10,7 +10,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.surface_view import SurfaceView
-from core.race import Race
+from core.race.race import Race
 
 
 def draw_race(view: SurfaceView, race: Race, colours: list[str]) -> None:

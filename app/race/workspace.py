@@ -14,9 +14,9 @@ from app.race.render import draw_race
 from app.views.loss_plot import LossPlot
 from app.views.surface_view import SurfaceView
 from app.workers import Job
-from core.basins import DIVERGED, UNDECIDED, BasinMap, BasinProgress, basin_map
-from core.explain import explain_last_step
-from core.session import load_preset
+from core.race.basins import DIVERGED, UNDECIDED, BasinMap, BasinProgress, basin_map
+from core.race.explain import explain_last_step
+from core.race.session import load_preset
 
 FIGURES_EVERY = 0.1  # seconds between loss plot/table/explanation refreshes while playing
 # No blue: over the viridis heatmap it reads as grey, the colour of "far from every minimum".

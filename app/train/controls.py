@@ -9,9 +9,6 @@ import torch
 from PySide6 import QtCore, QtWidgets
 
 from app.race.editors import NumberEdit, editor_for
-from core import data as data_mod
-from core.losses import LossSpec, get_loss, losses_for
-from core.models import count_parameters, summary
 from core.optimizers import (
     CATALOGUE,
     SCHEDULERS,
@@ -20,8 +17,11 @@ from core.optimizers import (
     get_optimizer,
     get_scheduler,
 )
-from core.tasks import TASKS, build_model, get_task
-from core.training import TrainConfig
+from core.train import data as data_mod
+from core.train.losses import LossSpec, get_loss, losses_for
+from core.train.models import count_parameters, summary
+from core.train.tasks import TASKS, build_model, get_task
+from core.train.training import TrainConfig
 
 FORMS = ("numpy", "autograd", "module")
 FORM_LABELS = {"numpy": "NumPy", "autograd": "autograd", "module": "nn.Linear"}

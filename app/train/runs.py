@@ -15,10 +15,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.race.racers import swatch_item
 from core.optimizers import get_optimizer
-from core.runs import RunRecord
-from core.smoothing import DebiasedEMA
-from core.tasks import TASKS
-from core.training import Epoch, Finished, Started, Step
+from core.train.runs import RunRecord
+from core.train.smoothing import DebiasedEMA
+from core.train.tasks import TASKS
+from core.train.training import Epoch, Finished, Started, Step
 
 # The workspace's views in groups redrawn separately, and which events change which.
 PANELS = ("loss", "val", "lr", "acc", "task", "info")
@@ -35,7 +35,7 @@ class Run:
     status: str = "waiting"  # running, paused, completed, stopped, diverged, failed, opened
     shown: bool = True  # drawn in the comparison plots
     job: object | None = None  # app.workers.Job while training
-    control: object | None = None  # core.training.TrainControl while training
+    control: object | None = None  # core.train.training.TrainControl while training
     folder: Path | None = None  # where its checkpoint and record are kept
     file: Path | None = None  # the record's JSON, once saved
     error: str = ""

@@ -1,6 +1,6 @@
 """The Train workspace: real PyTorch training on worker threads, live curves, run comparison.
 
-Each run's training generator (core.training) runs on its own QThread (app.workers.Job); its
+Each run's training generator (core.train.training) runs on its own QThread (app.workers.Job); its
 events cross as signals into the run's record. The plots redraw on a timer (10 per second),
 never per step, and only what changed is redrawn.
 """
@@ -25,10 +25,10 @@ from app.train.controls import FORM_LABELS, TrainControls
 from app.train.runs import PANELS, Run, RunsTable, runs_csv, unique_name
 from app.train.views import DigitsView, Hover, LineView, PaintClock, Plot, SineView
 from app.workers import Job
-from core import data as data_mod
 from core.optimizers import get_optimizer
-from core.runs import RunFileError, RunRecord, load_runs, save_runs
-from core.training import Finished, Started, TrainConfig, TrainControl, train
+from core.train import data as data_mod
+from core.train.runs import RunFileError, RunRecord, load_runs, save_runs
+from core.train.training import Finished, Started, TrainConfig, TrainControl, train
 
 REDRAW_MS = 30  # the shortest gap between two redraw ticks (see _redraw)
 MAX_REDRAW_MS = 1000

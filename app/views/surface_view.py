@@ -11,7 +11,7 @@ import torch
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.theme import style_layout_view
-from core.surfaces import Surface
+from core.race.surfaces import Surface
 
 N_CONTOURS = 14
 CONTOUR_COLOUR = "#c8ccd2"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6 import QtGui
 
-from core.landscape import Landscape
+from core.landscape.plane import Landscape
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from PIL import Image
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
-from core.session import preset_names
+from core.race.session import preset_names
 
 
 @pytest.fixture

@@ -167,7 +167,7 @@ def test_two_runs_compare_rename_hide_remove(window, qtbot):
 
 
 def test_exports_and_reopening(window, qtbot, tmp_path):
-    from core.runs import load_runs
+    from core.train.runs import load_runs
 
     t = window.train
     _choose(t, "linreg", epochs=25)
@@ -268,7 +268,7 @@ def test_bad_values_and_missing_data_are_refused_before_start(window, tmp_path, 
 
 def test_download_mnist_from_the_window(window, qtbot, tmp_path, monkeypatch, server):
     """The Download button fetches into the data folder (a local server stands in)."""
-    from core import data
+    from core.train import data
 
     def idx(arr):
         dims = b"".join(int(d).to_bytes(4, "big") for d in arr.shape)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.landscape import Landscape
-from core.runs import RunRecord
-from core.training import TrainConfig, train
+from core.landscape.plane import Landscape
+from core.train.runs import RunRecord
+from core.train.training import TrainConfig, train
 
 
 def losslab(*args, timeout=300):

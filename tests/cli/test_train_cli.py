@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from core.runs import RunRecord
+from core.train.runs import RunRecord
 
 
 def losslab(*args, cwd=None, timeout=300):

@@ -54,7 +54,7 @@ def test_race_in_3d_follows_the_race(window, qtbot):
 
 
 def test_landscape_in_3d(window, qtbot, tmp_path):
-    from core.landscape import Landscape
+    from core.landscape.plane import Landscape
 
     lw = window.landscape
     window.tabs.setCurrentWidget(lw)
@@ -95,7 +95,7 @@ def terrain(qtbot):
 
     from app.views.surface3d import Surface3DView
     from app.views.surface_view import display_values
-    from core.surfaces import get_surface
+    from core.race.surfaces import get_surface
 
     s = get_surface("rosenbrock")
     xs, ys, z = s.grid(256, dtype=torch.float64)

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from core import fileio
-from core.formula import FormulaError, formula_surface
-from core.race import RacerSpec
-from core.surfaces import CATALOGUE, Surface, get_surface
+from core.race.formula import FormulaError, formula_surface
+from core.race.race import RacerSpec
+from core.race.surfaces import CATALOGUE, Surface, get_surface
 
 SESSION_FORMAT = "losslab-race-session-1"
-PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
 MAX_SPEED = 500
 
 

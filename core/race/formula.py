@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.surfaces import Surface
+from core.race.surfaces import Surface
 
 MAX_LENGTH = 500  # characters
 MAX_DEPTH = 48  # nesting of operations

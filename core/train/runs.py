@@ -1,4 +1,4 @@
-"""A training run as a record: built from :mod:`core.training` events, saved as JSON.
+"""A training run as a record: built from :mod:`core.train.training` events, saved as JSON.
 
 The JSON holds the config, the per-step and per-epoch curves and the final metrics; the
 parameter snapshots (large for LeNet) go to a sibling ``.npz`` that the JSON names. Both are
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from core import __version__, fileio
-from core.training import Checkpoint, Epoch, Event, Finished, Started, Step, TrainConfig
+from core.train.training import Checkpoint, Epoch, Event, Finished, Started, Step, TrainConfig
 
 RUN_FORMAT = "losslab-run-1"
 RUNS_FORMAT = "losslab-runs-1"  # several runs' curves in one file

@@ -5,7 +5,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.formula import FormulaError, formula_surface, parse_formula
+from core.race.formula import FormulaError, formula_surface, parse_formula
 
 X = torch.linspace(-2, 2, 7, dtype=torch.float64)
 Y = torch.linspace(-1, 3, 7, dtype=torch.float64)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from core.losses import LOSSES, LossSpec, build_loss, check_loss_for_task, losses_for
+from core.train.losses import LOSSES, LossSpec, build_loss, check_loss_for_task, losses_for
 
 
 def test_tutorial_worked_numbers():

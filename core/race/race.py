@@ -30,8 +30,8 @@ from core.optimizers import (
     get_scheduler,
     group_values,
 )
-from core.racer import ClipMode, RacerMetrics, RacerSpec, Trajectory
-from core.surfaces import Surface
+from core.race.racer import ClipMode, RacerMetrics, RacerSpec, Trajectory
+from core.race.surfaces import Surface
 
 HistoryMode = Literal["full", "path", "none"]
 _HISTORY_MODES = ("full", "path", "none")

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.losses import LossSpec
-from core.models import LeNet5, TutorialCNN, count_parameters
 from core.optimizers import OptimizerSpec
-from core.sine import polynomial_text
-from core.tasks import TASKS, build_task
-from core.training import Epoch, Finished, TrainConfig, train
+from core.train.losses import LossSpec
+from core.train.models import LeNet5, TutorialCNN, count_parameters
+from core.train.sine import polynomial_text
+from core.train.tasks import TASKS, build_task
+from core.train.training import Epoch, Finished, TrainConfig, train
 
 
 def _coefficients(form: str, steps: int) -> np.ndarray:

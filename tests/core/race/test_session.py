@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from core.basins import DIVERGED, BasinMap, BasinProgress, basin_map
-from core.formula import formula_surface
 from core.optimizers import OptimizerSpec
-from core.race import Race, RacerSpec
-from core.session import (
+from core.race.basins import DIVERGED, BasinMap, BasinProgress, basin_map
+from core.race.formula import formula_surface
+from core.race.race import Race, RacerSpec
+from core.race.session import (
     RaceSession,
     SessionError,
     SurfaceChoice,
@@ -16,7 +16,7 @@ from core.session import (
     preset_names,
     save_session,
 )
-from core.surfaces import get_surface
+from core.race.surfaces import get_surface
 
 
 def test_session_round_trip(tmp_path):

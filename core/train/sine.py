@@ -3,7 +3,7 @@
 1. NumPy with hand-derived gradients of the summed squared error.
 2. PyTorch autograd with a manual update inside ``torch.no_grad()``.
 3. ``nn.Linear(3, 1)`` on ``[x, x^2, x^3]`` with ``MSELoss(reduction="sum")`` and a real
-   ``torch.optim`` optimizer (see :mod:`core.tasks`).
+   ``torch.optim`` optimizer (see :mod:`core.train.tasks`).
 
 Started from the same coefficients with plain gradient descent, they agree step for step.
 """

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.formula import formula_surface
 from core.optimizers import CATALOGUE, OptimizerSpec, SchedulerSpec
-from core.race import Race, RacerSpec
-from core.surfaces import get_surface
+from core.race.formula import formula_surface
+from core.race.race import Race, RacerSpec
+from core.race.surfaces import get_surface
 
 ELEMENTWISE = sorted(k for k, o in CATALOGUE.items() if o.elementwise)
 # Step sizes that make every optimizer move visibly on Himmelblau without leaving it.

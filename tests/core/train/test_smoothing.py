@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.smoothing import debiased_ema
+from core.train.smoothing import debiased_ema
 
 
 def test_debiased_ema():
@@ -18,7 +18,7 @@ def test_debiased_ema():
 
 
 def test_running_form_equals_the_whole_curve():
-    from core.smoothing import DebiasedEMA
+    from core.train.smoothing import DebiasedEMA
 
     rng = np.random.default_rng(0)
     x = rng.exponential(size=1000)

@@ -2,7 +2,7 @@
 
 Every surface is one torch function of two tensors ``(x, y)`` of any (broadcastable) shape, so
 the same code evaluates a 1024x1024 grid for the heatmap and drives autograd for the racers.
-User-typed formulas live in :mod:`core.formula` and produce the same :class:`Surface`.
+User-typed formulas live in :mod:`core.race.formula` and produce the same :class:`Surface`.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import data
 from core.optimizers import OptimizerSpec, SchedulerSpec
-from core.runs import RunFileError, RunRecord
-from core.training import (
+from core.train import data
+from core.train.runs import RunFileError, RunRecord
+from core.train.training import (
     Checkpoint,
     CheckpointError,
     Epoch,
@@ -269,7 +269,7 @@ def test_onecycle_takes_the_runs_length_unless_told():
 
 
 def test_models_seeded_from_several_threads_at_once_are_identical():
-    from core.tasks import seeded_model
+    from core.train.tasks import seeded_model
 
     out = [None] * 8
 
@@ -286,7 +286,7 @@ def test_models_seeded_from_several_threads_at_once_are_identical():
 
 
 def test_checkpoint_writes_are_throttled_but_the_best_is_on_disk(tmp_path, monkeypatch):
-    import core.training as training
+    import core.train.training as training
 
     monkeypatch.setattr(training, "CHECKPOINT_EVERY_S", 3600.0)
     path = tmp_path / "best.pt"
@@ -305,7 +305,7 @@ def test_checkpoint_writes_are_throttled_but_the_best_is_on_disk(tmp_path, monke
 
 
 def test_several_runs_in_one_file(tmp_path):
-    from core.runs import load_runs, save_runs
+    from core.train.runs import load_runs, save_runs
 
     recs = []
     for lr in (0.01, 0.02):

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from core import data as data_mod
-from core.losses import Family, LossSpec
-from core.models import Cubic, LeNet5, TutorialCNN
 from core.optimizers import OptimizerSpec
-from core.sine import polynomial_text, powers, sine_data
+from core.train import data as data_mod
+from core.train.losses import Family, LossSpec
+from core.train.models import Cubic, LeNet5, TutorialCNN
+from core.train.sine import polynomial_text, powers, sine_data
 
 
 @dataclass(frozen=True)

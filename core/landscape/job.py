@@ -3,7 +3,7 @@
 ``load_subject`` rebuilds a run's model from its checkpoint (``torch.load(weights_only=True)``)
 and its data from the run's config; ``run`` is a generator of events (the plane, each grid row,
 the projected path, the 1-D interpolation, the Hessian's top eigenvalues, the finished
-:class:`~core.landscape.Landscape`) that the GUI and the CLI drive alike.
+:class:`~core.landscape.plane.Landscape`) that the GUI and the CLI drive alike.
 """
 
 from __future__ import annotations
@@ -18,28 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoints import CheckpointError, load_checkpoint
-from core.landscape import (
-    Grid,
-    Landscape,
+from core.landscape.curvature import hessian_eigs
+from core.landscape.directions import (
     LandscapeError,
-    Line,
-    PlaneEvaluator,
-    Row,
-    axes,
     flat_parameters,
-    hessian_eigs,
     init_final_directions,
-    interpolate,
-    path_losses,
     pca_directions,
     project,
     random_directions,
 )
-from core.losses import build_loss
-from core.runs import RunFileError, RunRecord
-from core.tasks import build_task
-from core.training import TrainConfig
+from core.landscape.evaluator import PlaneEvaluator
+from core.landscape.plane import Grid, Landscape, Line, Row, axes, interpolate, path_losses
+from core.train.checkpoints import CheckpointError, load_checkpoint
+from core.train.losses import build_loss
+from core.train.runs import RunFileError, RunRecord
+from core.train.tasks import build_task
+from core.train.training import TrainConfig
 
 DIRECTIONS = ("random", "pca", "init-final")
 COMPILE_WORTH_IT = 1_500 * 1_000  # grid points x images from which compiling pays (measured)

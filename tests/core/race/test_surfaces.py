@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.surfaces import CATALOGUE, get_surface, nearest_minimum
+from core.race.surfaces import CATALOGUE, get_surface, nearest_minimum
 
 # Literature values, typed independently of core/surfaces.py.
 LITERATURE = {

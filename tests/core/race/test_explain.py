@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.explain import equivalent_hyper, explain_last_step, momentum_path
 from core.optimizers import OptimizerSpec
-from core.race import Race, RacerSpec
-from core.surfaces import get_surface
+from core.race.explain import equivalent_hyper, explain_last_step, momentum_path
+from core.race.race import Race, RacerSpec
+from core.race.surfaces import get_surface
 
 CASES = [
     ("sgd", {"lr": 1e-3}),

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data
-from core.data import DataError, download, load_mnist, parse_idx, synthetic_digits
+from core.train import data
+from core.train.data import DataError, download, load_mnist, parse_idx, synthetic_digits
 
 SHARED = os.environ.get(data.ENV_VAR)
 
@@ -120,7 +120,7 @@ def test_data_dir_resolution(monkeypatch, tmp_path):
 
 
 def test_mnist_status_says_what_is_there(tmp_path):
-    from core.data import mnist_status
+    from core.train.data import mnist_status
 
     found, text = mnist_status(tmp_path)
     assert not found and text == f"MNIST not found in {tmp_path}"

@@ -22,18 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import sine
-from core.checkpoints import (
-    CheckpointError,
-    checkpoint_payload,
-    load_checkpoint,
-    resume,
-    save_checkpoint,
-    write_checkpoint,
-)
 from core.history import History
-from core.losses import LossSpec, build_loss, check_loss_for_task
-from core.models import count_parameters, summary
 from core.optimizers import (
     OptimizerSpec,
     SchedulerSpec,
@@ -42,7 +31,18 @@ from core.optimizers import (
     get_optimizer,
     get_scheduler,
 )
-from core.tasks import TaskSetup, build_task, get_task
+from core.train import sine
+from core.train.checkpoints import (
+    CheckpointError,
+    checkpoint_payload,
+    load_checkpoint,
+    resume,
+    save_checkpoint,
+    write_checkpoint,
+)
+from core.train.losses import LossSpec, build_loss, check_loss_for_task
+from core.train.models import count_parameters, summary
+from core.train.tasks import TaskSetup, build_task, get_task
 
 Form = Literal["module", "numpy", "autograd"]
 CHECKPOINT_EVERY_S = 2.0  # the best checkpoint goes to disk at most this often, and at the end

@@ -5,24 +5,20 @@ import pytest
 import torch
 from torch import nn
 
-from core.landscape import (
-    Landscape,
+from core.landscape.curvature import hessian_eigs
+from core.landscape.directions import (
     LandscapeError,
-    PlaneEvaluator,
-    compute,
     flat_parameters,
-    hessian_eigs,
     init_final_directions,
-    interpolate,
-    naive_loss,
-    path_losses,
     pca_directions,
     project,
     random_directions,
 )
-from core.losses import LossSpec, build_loss
-from core.models import LeNet5
-from core.tasks import build_task
+from core.landscape.evaluator import PlaneEvaluator, naive_loss
+from core.landscape.plane import Landscape, compute, interpolate, path_losses
+from core.train.losses import LossSpec, build_loss
+from core.train.models import LeNet5
+from core.train.tasks import build_task
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Basin maps: which minimum an optimizer reaches from every start point of a grid.
 
-:func:`basin_map` is a generator: it steps one batched :class:`~core.race.Race` (all starts in
+:func:`basin_map` is a generator: it steps one batched :class:`~core.race.race.Race` (all starts in
 one ``(K, 2)`` tensor) in chunks and yields progress, so a GUI thread can show it and cancel
 between chunks. The last item it yields is the :class:`BasinMap`.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.race import Race, RacerSpec
-from core.surfaces import Surface
+from core.race.race import Race, RacerSpec
+from core.race.surfaces import Surface
 
 DIVERGED = -1
 UNDECIDED = -2  # finished far from every minimum it knows

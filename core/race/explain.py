@@ -1,6 +1,6 @@
 """Explanations of optimizer steps, written with the real numbers.
 
-:func:`explain_last_step` reads what a :class:`~core.race.Race` recorded around its last step
+:func:`explain_last_step` reads what a :class:`~core.race.race.Race` recorded around its last step
 (the gradient the optimizer saw, its state before and after, the learning rate) and writes the
 update rule of that optimizer with those numbers. Where the rule is implemented here (SGD,
 momentum, Nesterov, RMSprop, Adagrad, Adam, AdamW) it also *predicts* the update from the state

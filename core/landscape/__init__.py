@@ -1,0 +1,1 @@
+"""Loss landscapes: directions, plane evaluators, grids, lines, projections, curvature."""

@@ -1,0 +1,1 @@
+"""Training: tasks, models, losses, data, the training loop, checkpoints, run records."""
