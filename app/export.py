@@ -51,10 +51,19 @@ def _render(widget: QtWidgets.QWidget, painter: QtGui.QPainter) -> None:
         widget.render(painter, QtCore.QPoint())  # the widget and its children
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'1600x1200' -> (1600, 1200); ValueError with the allowed range otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().replace(" ", "").split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 1600x1200, got {text!r}") from None
+    if not (64 <= w <= 8000 and 64 <= h <= 8000):
+        raise ValueError(f"size {w}x{h} out of range (64 .. 8000 each way)")
+    return w, h
+
+
 def ask_png_size(parent: QtWidgets.QWidget, default: str = "1600x1200"):
     """Ask for a picture size; ``(w, h)``, or None when cancelled or invalid (after saying so)."""
-    from app.main_window import parse_size
-
     text, ok = QtWidgets.QInputDialog.getText(
         parent, "PNG size", "Width x height in pixels:", text=default
     )

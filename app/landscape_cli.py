@@ -62,7 +62,7 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_landscape(args: argparse.Namespace) -> int:
-    from app.main_window import parse_size
+    from app.export import parse_size
     from core.landscape import job as lj
     from core.landscape.directions import LandscapeError
     from core.landscape.plane import Row

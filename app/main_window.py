@@ -9,6 +9,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.theme import THEMES, apply_theme
+from app.widgets import save_path
+from app.workspace import Export, Workspace
 from core import __version__
 
 # Everything that imports torch is imported inside methods: with ``lazy=True`` the window
@@ -22,23 +24,12 @@ SHORTCUTS = [
     ("R", "reset the race"),
     ("Ctrl+O", "open a session"),
     ("Ctrl+S", "save the session"),
-    ("Ctrl+E", "export the surface as PNG"),
+    ("Ctrl+E", "export the current tab's picture"),
     ("Ctrl+Return", "start training"),
     ("Ctrl+P", "pause / resume training"),
     ("Ctrl+.", "stop training"),
     ("Ctrl+Q", "quit"),
 ]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1600x1200' -> (1600, 1200); ValueError with the allowed range otherwise."""
-    try:
-        w, h = (int(v) for v in text.lower().replace(" ", "").split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 1600x1200, got {text!r}") from None
-    if not (64 <= w <= 8000 and 64 <= h <= 8000):
-        raise ValueError(f"size {w}x{h} out of range (64 .. 8000 each way)")
-    return w, h
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -119,6 +110,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tabs.insertTab(index, widget, name)
         self.tabs.setCurrentIndex(0)
         self.tabs.currentChanged.connect(self._tab_changed)
+        self.tabs.currentChanged.connect(lambda _: self._fill_export_menu())
         self._tab_changed(0)
         self._menus()
         self.set_theme(self.theme)
@@ -140,33 +132,10 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.menuBar().addMenu("&File")
         self._action(m, "&Open session...", self.open_session_dialog, "Ctrl+O")
         self._action(m, "&Save session...", self.save_session_dialog, "Ctrl+S")
-        ex = m.addMenu("&Export")
-        self._action(ex, "Surface view as &PNG...", self._export_png_dialog, "Ctrl+E")
-        self._action(
-            ex,
-            "Surface view as &SVG...",
-            lambda: self._export_dialog("SVG (*.svg)", ".svg", self.export_surface_svg),
-        )
-        self._action(
-            ex,
-            "&Window as PNG...",
-            lambda: self._export_dialog("PNG (*.png)", ".png", self.export_window_png),
-        )
-        self._action(
-            ex,
-            "Race as animated &GIF...",
-            lambda: self._export_dialog("GIF (*.gif)", ".gif", self.export_gif),
-        )
-        self._action(
-            ex,
-            "Trajectories as &CSV...",
-            lambda: self._export_dialog("CSV (*.csv)", ".csv", self.export_csv),
-        )
-        self._action(
-            ex,
-            "Trajectories as &JSON...",
-            lambda: self._export_dialog("JSON (*.json)", ".json", self.export_json),
-        )
+        self.export_menu = m.addMenu("&Export")
+        self.export_menu.aboutToShow.connect(self._fill_export_menu)
+        self._fill_export_menu()
+        self._action(m, "Export the current &picture...", self._export_first, "Ctrl+E")
         m.addSeparator()
         self._action(m, "&Quit", self.close, "Ctrl+Q")
         t = self.menuBar().addMenu("&Train")
@@ -227,10 +196,8 @@ class MainWindow(QtWidgets.QMainWindow):
         app = QtWidgets.QApplication.instance()
         self.theme = theme
         self.dark = apply_theme(app, theme)
-        self.race.view.set_theme(self.dark)
-        self.race.loss.set_theme(self.dark)
-        self.train.set_theme(self.dark)
-        self.landscape.set_theme(self.dark)
+        for ws in (self.race, self.train, self.landscape):
+            ws.set_theme(self.dark)
         self.settings.setValue("theme", theme)
         self.theme_actions[theme].setChecked(True)
 
@@ -309,95 +276,47 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- exports ------------------------------------------------------------------------
 
-    def _export_dialog(self, filt: str, suffix: str, write, *args) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export", f"race{suffix}", filt)
-        if path:
-            self._guarded(write, path if path.endswith(suffix) else path + suffix, *args)
+    def current_workspace(self):
+        """The workspace whose tab is shown (None before the workspaces are built)."""
+        w = self.tabs.currentWidget()
+        return w if isinstance(w, Workspace) else None
 
-    def _export_png_dialog(self) -> None:
+    def _fill_export_menu(self) -> None:
+        self.export_menu.clear()
+        ws = self.current_workspace()
+        for ex in ws.exports() if ws is not None else []:
+            act = self.export_menu.addAction(ex.label)
+            act.triggered.connect(lambda _=False, ex=ex: self.export_dialog(ex))
+
+    def _export_first(self) -> None:
+        ws = self.current_workspace()
+        if ws is not None and ws.exports():
+            self.export_dialog(ws.exports()[0])
+
+    def export_dialog(self, ex: Export) -> None:
+        """Ask for a size (pictures that have one), then a path, and write."""
         from app.export import ask_png_size
 
-        size = ask_png_size(self)
-        if size is not None:
-            self._export_dialog("PNG (*.png)", ".png", self.export_surface_png, size)
+        args = ()
+        if ex.ask_size:
+            size = ask_png_size(self)
+            if size is None:
+                return
+            args = (size,)
+        path = save_path(self, "Export", ex.default, ex.filter)
+        if path:
+            self.run_export(ex, path, *args)
 
-    def _guarded(self, write, *args) -> bool:
+    def run_export(self, ex: Export, path: str, *args) -> bool:
+        """Write one export; a failure is shown, never raised. True when the file was written."""
         from app import export
 
         try:
-            write(*args)
+            ok = ex.write(path, *args)
         except export.ExportError as exc:
             QtWidgets.QMessageBox.warning(self, "Export failed", str(exc))
             return False
-        self.statusBar().showMessage(f"Exported {args[0]}", 6000)
+        if ok is False:  # the workspace has said why
+            return False
+        self.statusBar().showMessage(f"Exported {path}", 6000)
         return True
-
-    def _offscreen(self, size: tuple[int, int]):
-        from app.race.render import OffscreenView
-
-        view = OffscreenView(*size, dark=self.dark)
-        view.show_race(
-            self.race.c.race, self.race.c.colours(), self.race.basin_rgba, self.race.view.scale
-        )
-        return view
-
-    def export_surface_png(self, path: str, size: tuple[int, int] = (1600, 1200)) -> None:
-        from app import export
-
-        view = self._offscreen(size)
-        try:
-            export.write_png(path, view.image())
-        finally:
-            view.close()
-
-    def export_surface_svg(self, path: str) -> None:
-        from app import export
-
-        view = self._offscreen((1200, 900))
-        try:
-            export.atomic_write(path, view.svg())
-        finally:
-            view.close()
-
-    def export_window_png(self, path: str) -> None:
-        from app import export
-
-        export.write_png(path, self.grab().toImage())
-
-    def export_gif(self, path: str, frames: int = 120, size=(800, 600)) -> None:
-        from app import export
-        from app.race.render import race_gif
-
-        c = self.race.c
-        total = c.race.step_count or min(300, c.max_steps)
-        progress = QtWidgets.QProgressDialog("Rendering frames...", "", 0, frames, self)
-        progress.setCancelButton(None)
-        progress.setMinimumDuration(300)
-        try:
-            data = race_gif(
-                c.surface,
-                c.specs,
-                c.start,
-                c.colours(),
-                total,
-                frames,
-                size,
-                self.dark,
-                self.race.view.scale,
-                lambda i, n: progress.setValue(i),
-            )
-            export.atomic_write(path, data)
-        finally:
-            progress.close()
-
-    def export_csv(self, path: str) -> None:
-        from app import export
-
-        export.atomic_write(path, export.csv_bytes(self.race.c.race))
-
-    def export_json(self, path: str) -> None:
-        from app import export
-
-        export.atomic_write(
-            path, export.json_bytes(self.race.c.race, self.race.c.session().to_dict())
-        )

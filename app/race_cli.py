@@ -133,7 +133,7 @@ def run_race(args: argparse.Namespace) -> int:
     if not 2 <= args.frames <= 1000:
         args.parser.error("--frames must be 2 .. 1000")
     try:
-        from app.main_window import parse_size
+        from app.export import parse_size
 
         size = parse_size(args.size)
         session = build_session(args)

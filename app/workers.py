@@ -13,11 +13,20 @@ from collections.abc import Callable, Iterator
 from PySide6 import QtCore
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as a one-line message: domain errors (ValueError and the named errors
+    derived from it, OSError) speak for themselves; anything else names its type."""
+    if isinstance(exc, ValueError | OSError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 class GeneratorWorker(QtCore.QObject):
-    """Iterates ``make()`` on its thread; every item crosses as ``item``; errors as ``failed``."""
+    """Iterates ``make()`` on its thread; every item crosses as ``item``; an error crosses as
+    ``failed(exception)`` (``describe`` turns it into a message)."""
 
     item = QtCore.Signal(object)
-    failed = QtCore.Signal(str)
+    failed = QtCore.Signal(object)
     finished = QtCore.Signal(bool)  # True when it ran to the end, False when cancelled
 
     def __init__(self, make: Callable[[], Iterator]) -> None:
@@ -39,7 +48,7 @@ class GeneratorWorker(QtCore.QObject):
             else:
                 completed = True
         except Exception as exc:  # the thread boundary: every error becomes a message
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            self.failed.emit(exc)
         self.finished.emit(completed)
 
 
@@ -47,7 +56,7 @@ class Job(QtCore.QObject):
     """One worker on one thread, with start, stop and a clean join."""
 
     item = QtCore.Signal(object)
-    failed = QtCore.Signal(str)
+    failed = QtCore.Signal(object)  # the exception
     finished = QtCore.Signal(bool)
 
     def __init__(self, make: Callable[[], Iterator], parent: QtCore.QObject | None = None):

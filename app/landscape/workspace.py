@@ -15,7 +15,8 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from app.landscape.view import LandscapeView, LinePlot
-from app.workers import Job
+from app.workers import Job, describe
+from app.workspace import Export
 from core.landscape import job as lj
 from core.landscape.directions import LandscapeError
 from core.landscape.plane import Landscape, Line, Row
@@ -299,7 +300,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.job = Job(work, self)
         job = self.job
         job.item.connect(lambda e, j=job: j is self.job and self._event(e))
-        job.failed.connect(lambda msg, j=job: j is self.job and self._failed(msg))
+        job.failed.connect(lambda exc, j=job: j is self.job and self._failed(describe(exc)))
         job.finished.connect(lambda ok, j=job: self._done(j, ok))
         self._set_running(True)
         self.progress.setValue(0)
@@ -392,7 +393,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.facts.setText("<br>".join(lines))
 
     def _failed(self, msg: str) -> None:
-        self.error.setText(f"Landscape failed: {msg.split(': ', 1)[-1]}")
+        self.error.setText(f"Landscape failed: {msg}")
         self.status.setText("Stopped: see the message below.")
         self.progress.setFormat("failed")
         self.message.emit("Landscape failed")
@@ -458,6 +459,18 @@ class LandscapeWorkspace(QtWidgets.QWidget):
     def set_theme(self, dark: bool) -> None:
         self.view.set_theme(dark)
         self.line.set_theme(dark)
+
+    def exports(self) -> list[Export]:
+        return [
+            Export("Landscape as &PNG...", "PNG (*.png)", "landscape.png", self.export_png),
+            Export("Landscape as &SVG...", "SVG (*.svg)", "landscape.svg", self.export_svg),
+            Export(
+                "Landscape data as &npz...",
+                "NumPy archive (*.npz)",
+                "landscape.npz",
+                self.export_npz,
+            ),
+        ]
 
     # --- 3-D ---------------------------------------------------------------------------------
 

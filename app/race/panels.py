@@ -7,6 +7,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.race.controller import RaceController
 from app.views.surface_view import ARROWS
+from app.widgets import ERROR_RED
 from core.race.explain import StepExplanation
 from core.race.formula import FormulaError
 from core.race.session import SessionError, SurfaceChoice, load_preset, preset_names
@@ -36,7 +37,7 @@ class SurfacePanel(QtWidgets.QGroupBox):
         apply = QtWidgets.QPushButton("Apply")
         apply.clicked.connect(self._apply_formula)
         self.error = QtWidgets.QLabel("")
-        self.error.setStyleSheet("color: #e04040;")
+        self.error.setStyleSheet(f"color: {ERROR_RED};")
         self.error.setWordWrap(True)
         self.presets = QtWidgets.QComboBox()
         self.presets.addItem("Presets...", None)
@@ -197,7 +198,7 @@ class ExplainPanel(QtWidgets.QWidget):
             scale = max(1e-300, float(np.abs(e.update).max()))
             ok = err <= 1e-9 * scale + 1e-15
             check = (
-                f"<p style='color:{'#3cb44b' if ok else '#e04040'}'>"
+                f"<p style='color:{'#3cb44b' if ok else ERROR_RED}'>"
                 f"{'&#10003; matches' if ok else '&#10007; differs from'} what torch.optim."
                 f"{e.optimizer.split()[0]} did (max difference {err:.1e})</p>"
             )

@@ -7,26 +7,12 @@ import math
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.race.controller import RaceController
-from app.race.editors import NumberEdit, editor_for
+from app.widgets import ERROR_RED, NumberEdit, editor_for, error_label, swatch_item
 from core.optimizers import CATALOGUE, SCHEDULERS, SchedulerSpec, get_optimizer, get_scheduler
 
 COLUMNS = ["", "Racer", "Optimizer", "lr", "Loss", "Dist.", "Conv. at", "Status"]
 COLUMN_WIDTHS = [26, 0, 80, 52, 70, 62, 64, 80]  # 0: stretches
 LR, LOSS, DIST, CONV, STATUS = 3, 4, 5, 6, 7
-
-
-def swatch_item(colour: str, checked: bool, tip: str) -> QtWidgets.QTableWidgetItem:
-    """A table cell filled with ``colour`` that carries an on/off tick."""
-    item = QtWidgets.QTableWidgetItem()
-    item.setFlags(
-        QtCore.Qt.ItemFlag.ItemIsEnabled
-        | QtCore.Qt.ItemFlag.ItemIsUserCheckable
-        | QtCore.Qt.ItemFlag.ItemIsSelectable
-    )
-    item.setCheckState(QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
-    item.setBackground(QtGui.QColor(colour))
-    item.setToolTip(tip)
-    return item
 
 
 class RacersTable(QtWidgets.QTableWidget):
@@ -88,7 +74,7 @@ class RacersTable(QtWidgets.QTableWidget):
             self._set(r, CONV, f"step {conv}" if conv >= 0 else "")
             if m.diverged_at[0] >= 0:
                 status = self._set(r, STATUS, f"diverged @{m.diverged_at[0]}")
-                status.setForeground(QtGui.QColor("#e04040"))
+                status.setForeground(QtGui.QColor(ERROR_RED))
                 status.setToolTip(str(race.diverge_reason[r, 0]))
             else:
                 self._set(r, STATUS, "" if self.c.specs[r].enabled else "off")
@@ -134,17 +120,13 @@ class RacerEditor(QtWidgets.QWidget):
         self.form.setFieldGrowthPolicy(
             QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow
         )
-        self.error = QtWidgets.QLabel("")
-        self.error.setStyleSheet("color: #e04040;")
-        self.error.setWordWrap(True)
+        self.error = error_label()
 
     def show_racer(self, row: int) -> None:
         self.row = row
         while self.form.rowCount():
             self.form.removeRow(0)
-        self.error = QtWidgets.QLabel("")
-        self.error.setStyleSheet("color: #e04040;")
-        self.error.setWordWrap(True)
+        self.error = error_label()
         if not 0 <= row < len(self.c.specs):
             return
         spec = self.c.specs[row]

@@ -13,7 +13,8 @@ from app.race.racers import RacerEditor, RacersTable
 from app.race.render import draw_race
 from app.views.loss_plot import LossPlot
 from app.views.surface_view import SurfaceView
-from app.workers import Job
+from app.workers import Job, describe
+from app.workspace import Export
 from core.race.basins import DIVERGED, UNDECIDED, BasinMap, BasinProgress, basin_map
 from core.race.explain import explain_last_step
 from core.race.session import load_preset
@@ -38,6 +39,7 @@ class RaceWorkspace(QtWidgets.QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.c = RaceController(self)
+        self.dark = False
         self.view = SurfaceView()
         self.loss = LossPlot()
         self.caption = QtWidgets.QLabel()
@@ -381,7 +383,9 @@ class RaceWorkspace(QtWidgets.QWidget):
         # its job is the current one.
         job.item.connect(lambda item, j=job: self._basin_item(j, item))
         job.failed.connect(
-            lambda msg, j=job: j is self.basin_job and self.message.emit(f"Basin map failed: {msg}")
+            lambda exc, j=job: (
+                j is self.basin_job and self.message.emit(f"Basin map failed: {describe(exc)}")
+            )
         )
         job.finished.connect(lambda ok, j=job: self._basin_finished(j, ok))
         self.basin_job = job
@@ -421,6 +425,16 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.basin_button.blockSignals(True)
         self.basin_button.setText("Basin map")
         self.basin_button.blockSignals(False)
+
+    def set_theme(self, dark: bool) -> None:
+        self.dark = dark
+        self.view.set_theme(dark)
+        self.loss.set_theme(dark)
+
+    def exports(self) -> list[Export]:
+        from app.race.exports import race_exports
+
+        return race_exports(self)
 
     def shutdown(self) -> None:
         """Stop the timer and every thread (the window is closing)."""

@@ -8,7 +8,7 @@ import html
 import torch
 from PySide6 import QtCore, QtWidgets
 
-from app.race.editors import NumberEdit, editor_for
+from app.widgets import NumberEdit, editor_for
 from core.optimizers import (
     CATALOGUE,
     SCHEDULERS,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.race.racers import swatch_item
+from app.widgets import swatch_item
 from core.optimizers import get_optimizer
 from core.train.runs import RunRecord
 from core.train.smoothing import DebiasedEMA

@@ -24,7 +24,8 @@ from app.theme import style_plot
 from app.train.controls import FORM_LABELS, TrainControls
 from app.train.runs import PANELS, Run, RunsTable, runs_csv, unique_name
 from app.train.views import DigitsView, Hover, LineView, PaintClock, Plot, SineView
-from app.workers import Job
+from app.workers import Job, describe
+from app.workspace import Export
 from core.optimizers import get_optimizer
 from core.train import data as data_mod
 from core.train.runs import RunFileError, RunRecord, load_runs, save_runs
@@ -476,7 +477,7 @@ class TrainWorkspace(QtWidgets.QWidget):
         job = Job(lambda: train(config, control), self)
         run.job, run.control, run.t0 = job, control, time.monotonic()
         job.item.connect(lambda e, r=run: self._event(r, e))
-        job.failed.connect(lambda msg, r=run: self._failed(r, msg))
+        job.failed.connect(lambda exc, r=run: self._failed(r, describe(exc)))
         job.finished.connect(lambda ok, r=run: self._job_done(r))
         job.start()
         return run
@@ -582,7 +583,9 @@ class TrainWorkspace(QtWidgets.QWidget):
             if job in self.save_jobs:
                 self.save_jobs.remove(job)
 
-        job.failed.connect(lambda msg: self.message.emit(f"Could not save the run record: {msg}"))
+        job.failed.connect(
+            lambda exc: self.message.emit(f"Could not save the run record: {describe(exc)}")
+        )
         job.finished.connect(done)
         job.start()
 
@@ -637,8 +640,8 @@ class TrainWorkspace(QtWidgets.QWidget):
         self.controls.download_btn.setEnabled(False)
         self.controls.data_status.setText(f"Downloading MNIST into {folder}...")
 
-        def failed(msg: str) -> None:
-            state["error"] = msg.split(": ", 1)[-1]
+        def failed(exc: BaseException) -> None:
+            state["error"] = describe(exc)
 
         def done(ok: bool) -> None:
             bar.stop()
@@ -761,6 +764,14 @@ class TrainWorkspace(QtWidgets.QWidget):
             self.export_csv(path if path.endswith(".csv") else path + ".csv")
         else:
             self.export_json(path if path.endswith(".json") else path + ".json")
+
+    def exports(self) -> list[Export]:
+        return [
+            Export("Plots as &PNG...", "PNG (*.png)", "training.png", self.export_image),
+            Export("Plots as &SVG...", "SVG (*.svg)", "training.svg", self.export_image),
+            Export("Curves as &CSV...", "CSV (*.csv)", "runs.csv", self.export_csv),
+            Export("Curves as &JSON...", "JSON (*.json)", "runs.json", self.export_json),
+        ]
 
     def send_to_landscape(self) -> None:
         run = self.current

@@ -130,31 +130,35 @@ def test_bad_formula_shows_the_error_and_keeps_the_surface(window):
 
 
 def test_exports_write_valid_files(window, tmp_path, warnings):
-    window.race.c.step(40)
+    from app.race import exports as rx
+
+    ws = window.race
+    ws.c.step(40)
     png, svg, win, gif = (tmp_path / n for n in ("s.png", "s.svg", "w.png", "r.gif"))
-    window.export_surface_png(str(png), (1600, 1200))
+    rx.surface_png(ws, str(png), (1600, 1200))
     with Image.open(png) as im:
         assert im.size == (1600, 1200)
         small = np.asarray(im.convert("RGB").resize((64, 48))).reshape(-1, 3)
         assert len(np.unique(small, axis=0)) > 50  # a real picture, not a blank
-    window.export_surface_svg(str(svg))
+    rx.surface_svg(ws, str(svg))
     root = ET.parse(svg).getroot()
     assert root.tag.endswith("svg") and len(list(root.iter())) > 50
-    window.export_window_png(str(win))
+    rx.window_png(ws, str(win))
     with Image.open(win) as im:
         assert im.size[0] >= 800
-    window.export_gif(str(gif), frames=30, size=(400, 300))
+    rx.gif(ws, str(gif), frames=30, size=(400, 300))
     with Image.open(gif) as im:
         # Pillow merges identical consecutive frames into one longer frame
         assert 20 <= im.n_frames <= 30 and im.size == (400, 300)
-    window.export_csv(str(tmp_path / "t.csv"))
+    rx.csv(ws, str(tmp_path / "t.csv"))
     lines = (tmp_path / "t.csv").read_text().splitlines()
     assert lines[0] == "racer,start,step,x,y,loss,lr" and len(lines) == 1 + 3 * 41
-    window.export_json(str(tmp_path / "t.json"))
+    rx.json(ws, str(tmp_path / "t.json"))
     doc = json.loads((tmp_path / "t.json").read_text())
     assert len(doc["racers"]) == 3 and len(doc["racers"][0]["x"]) == 41
     # an unwritable path: a message, no crash, no file
-    assert not window._guarded(window.export_surface_png, str(tmp_path / "no" / "x.png"))
+    surface_png = next(e for e in ws.exports() if e.label.startswith("Surface view as &PNG"))
+    assert not window.run_export(surface_png, str(tmp_path / "no" / "x.png"))
     assert warnings and "does not exist" in warnings[-1][1]
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -305,7 +305,7 @@ def test_a_finished_run_goes_to_landscape(window, qtbot):
 
 
 def test_a_number_box_marks_bad_text_and_clears_when_fixed(window):
-    from app.race.editors import NumberEdit
+    from app.widgets import NumberEdit
 
     box = window.train.controls.hyper_form.itemAt(
         0, QtWidgets.QFormLayout.ItemRole.FieldRole

@@ -1,14 +1,16 @@
-"""Editors generated from the optimizer and scheduler catalogues."""
+"""Widgets that more than one workspace uses: number and hyperparameter editors, swatch
+cells, the error label, and the file dialogs' helpers."""
 
 from __future__ import annotations
 
 import math
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.optimizers import Hyperparam
 
 SLIDER_STEPS = 1000
+ERROR_RED = "#e04040"  # the one red of error messages and rejected values
 
 
 class NumberEdit(QtWidgets.QWidget):
@@ -85,7 +87,7 @@ class NumberEdit(QtWidgets.QWidget):
         self.committed.emit(v)
 
     def _ok(self, ok: bool, why: str = "") -> None:
-        self.text.setStyleSheet("" if ok else "border: 1px solid #e04040;")
+        self.text.setStyleSheet("" if ok else f"border: 1px solid {ERROR_RED};")
         self.text.setToolTip(why)
 
 
@@ -112,3 +114,42 @@ def editor_for(param: Hyperparam, value, on_change) -> QtWidgets.QWidget:
         w.committed.connect(on_change)
     w.setToolTip(param.help or param.name)
     return w
+
+
+def swatch_item(colour: str, checked: bool, tip: str) -> QtWidgets.QTableWidgetItem:
+    """A table cell filled with ``colour`` that carries an on/off tick."""
+    item = QtWidgets.QTableWidgetItem()
+    item.setFlags(
+        QtCore.Qt.ItemFlag.ItemIsEnabled
+        | QtCore.Qt.ItemFlag.ItemIsUserCheckable
+        | QtCore.Qt.ItemFlag.ItemIsSelectable
+    )
+    item.setCheckState(QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
+    item.setBackground(QtGui.QColor(colour))
+    item.setToolTip(tip)
+    return item
+
+
+def error_label(name: str = "error") -> QtWidgets.QLabel:
+    """An empty, word-wrapped label in the error red, found by ``objectName`` ``name``."""
+    label = QtWidgets.QLabel("")
+    label.setObjectName(name)
+    label.setStyleSheet(f"color: {ERROR_RED};")
+    label.setWordWrap(True)
+    return label
+
+
+def save_path(parent: QtWidgets.QWidget, title: str, default: str, filt: str) -> str | None:
+    """Ask where to save; the path gets ``default``'s suffix when the user typed none.
+    None when cancelled."""
+    path, _ = QtWidgets.QFileDialog.getSaveFileName(parent, title, default, filt)
+    if not path:
+        return None
+    suffix = "." + default.rsplit(".", 1)[-1] if "." in default else ""
+    return path if path.endswith(suffix) else path + suffix
+
+
+def open_path(parent: QtWidgets.QWidget, title: str, filt: str, start: str = "") -> str | None:
+    """Ask for a file to open; None when cancelled."""
+    path, _ = QtWidgets.QFileDialog.getOpenFileName(parent, title, start, filt)
+    return path or None
