@@ -19,7 +19,7 @@ from core.optimizers import (
 from core.train import data as data_mod
 from core.train.losses import LOSSES, LossSpec
 from core.train.runs import RunRecord
-from core.train.tasks import TASKS, get_task
+from core.train.tasks import TASKS, default_hyper, get_task
 from core.train.training import (
     Checkpoint,
     CheckpointError,
@@ -120,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     info = get_task(task)
     opt_name = args.optimizer or info.optimizer.name
     opt_info = get_optimizer(opt_name)
-    hyper: dict[str, Any] = dict(info.optimizer.hyper) if opt_name == info.optimizer.name else {}
+    hyper: dict[str, Any] = default_hyper(task, opt_name)
     for name, value in (
         ("lr", args.lr),
         ("momentum", args.momentum),

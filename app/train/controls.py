@@ -20,7 +20,7 @@ from core.optimizers import (
 from core.train import data as data_mod
 from core.train.losses import LossSpec, get_loss, losses_for
 from core.train.models import count_parameters, summary
-from core.train.tasks import TASKS, build_model, get_task
+from core.train.tasks import TASKS, build_model, default_hyper, get_task
 from core.train.training import TrainConfig
 
 FORMS = ("numpy", "autograd", "module")
@@ -222,9 +222,7 @@ class TrainControls(QtWidgets.QWidget):
         self._build_hyper_rows()
 
     def _optimizer_changed(self) -> None:
-        task = get_task(self.task_key())
-        key = self.optimizer.currentData()
-        self.hyper = dict(task.optimizer.hyper) if key == task.optimizer.name else {}
+        self.hyper = default_hyper(self.task_key(), self.optimizer.currentData())
         self._build_hyper_rows()
 
     def _build_hyper_rows(self) -> None:

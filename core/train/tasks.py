@@ -95,6 +95,14 @@ def get_task(key: str) -> TaskInfo:
         raise ValueError(f"Unknown task {key!r}; choose one of: {', '.join(TASKS)}") from None
 
 
+def default_hyper(task: str, optimizer: str) -> dict[str, Any]:
+    """The hyperparameters a run starts from: the task's tutorial settings when ``optimizer``
+    is the task's own optimizer, else none (the optimizer's own defaults apply). The one place
+    this rule lives: the Train controls and the command line both ask here."""
+    info = get_task(task)
+    return dict(info.optimizer.hyper) if optimizer == info.optimizer.name else {}
+
+
 def build_model(key: str, activation: str = "relu") -> nn.Module:
     """The task's model, freshly initialised from torch's global generator."""
     get_task(key)
