@@ -79,3 +79,83 @@ def main_window(qtbot, tmp_path):
     w.show()
     yield w
     w.close()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _losslab_subprocess(*args, cwd=None, timeout=300, env=None) -> CliResult:
+    """``python -m app ARGS`` in a child process with no display (for what must be proved in a
+    fresh interpreter: start-up, real exit codes, interrupts)."""
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    out = subprocess.run(
+        [sys.executable, "-m", "app", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**base, **(env or {})},
+    )
+    return CliResult(out.returncode, out.stdout, out.stderr)
+
+
+@pytest.fixture
+def losslab():
+    """Run the ``losslab`` command in a child process: ``losslab("train", "sine", ...)``."""
+    return _losslab_subprocess
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``losslab ARGS`` in this process (no torch import per call): ``cli("race", ...)``.
+    argparse's exit on a bad argument becomes the result's return code, as in a shell."""
+
+    def run(*args) -> CliResult:
+        from app.main import main
+
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return CliResult(int(code or 0), out.out, out.err)
+
+    return run
+
+
+# --- one trained run, shared -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    folder: object  # pathlib.Path
+    checkpoint: object  # the best checkpoint
+    record: object  # run.json
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    """A tiny LeNet-5 run on synthetic digits (2 epochs, 256 images): its best checkpoint and
+    its run record with the trajectory, trained once for the whole test session."""
+    from core.train.runs import RunRecord
+    from core.train.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("trained")
+    cfg = TrainConfig(
+        task="lenet", dataset="synthetic", limit=256, epochs=2, checkpoint=str(folder / "b.pt")
+    )
+    rec = RunRecord.for_config(cfg, "tiny")
+    for e in train(cfg):
+        rec.add(e)
+    rec.save(folder / "run.json")
+    return TrainedRun(folder, folder / "b.pt", folder / "run.json")
