@@ -8,8 +8,10 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.help import TOURS, ReadmeDialog, TourDialog
+from app.recent import RecentFiles
 from app.theme import THEMES, apply_theme
-from app.widgets import save_path
+from app.widgets import open_path, save_path
 from app.workspace import Export, Workspace
 from core import __version__
 
@@ -28,6 +30,7 @@ SHORTCUTS = [
     ("Ctrl+Return", "start training"),
     ("Ctrl+P", "pause / resume training"),
     ("Ctrl+.", "stop training"),
+    ("F1", "a guided tour of the shown tab"),
     ("Ctrl+Q", "quit"),
 ]
 
@@ -61,7 +64,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self._placeholder("Landscape", "Loading..."), "Landscape")
         self.setCentralWidget(self.tabs)
         self.statusBar().showMessage("Loading PyTorch...")
-        self.resize(1440, 900)
+        self.recent = RecentFiles(self.settings)
+        self._fit_screen(1440, 900)
         geometry = self.settings.value("geometry") if restore else None
         if isinstance(geometry, QtCore.QByteArray):
             self.restoreGeometry(geometry)
@@ -108,6 +112,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tabs.removeTab(index)
             old.deleteLater()
             self.tabs.insertTab(index, widget, name)
+        for ws in (self.train, self.landscape):
+            if hasattr(ws, "file_opened"):
+                ws.file_opened.connect(self._remember)
         self.tabs.setCurrentIndex(0)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.currentChanged.connect(lambda _: self._fill_export_menu())
@@ -132,6 +139,9 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.menuBar().addMenu("&File")
         self._action(m, "&Open session...", self.open_session_dialog, "Ctrl+O")
         self._action(m, "&Save session...", self.save_session_dialog, "Ctrl+S")
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
         self.export_menu = m.addMenu("&Export")
         self.export_menu.aboutToShow.connect(self._fill_export_menu)
         self._fill_export_menu()
@@ -163,6 +173,12 @@ class MainWindow(QtWidgets.QMainWindow):
             group.addAction(act)
             self.theme_actions[name] = act
         h = self.menuBar().addMenu("&Help")
+        self._action(h, "&Tour of this tab", lambda: self.start_tour(), "F1")
+        for index, (title, _section, _) in TOURS.items():
+            self._action(h, f"Tour: {title}", lambda _=False, i=index: self.start_tour(i))
+        h.addSeparator()
+        for section in ("Command line", "Troubleshooting"):
+            self._action(h, f"Help: {section.lower()}", lambda _=False, s=section: self.readme(s))
         self._action(h, "&Keyboard shortcuts", self._show_shortcuts)
         self._action(h, "&About LossLab", self._about)
 
@@ -246,6 +262,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except (SessionError, ValueError) as exc:
             QtWidgets.QMessageBox.warning(self, "Cannot open session", str(exc))
             return False
+        self.recent.add("session", path)
         self.statusBar().showMessage(f"Opened {path}", 6000)
         return True
 
@@ -257,22 +274,80 @@ class MainWindow(QtWidgets.QMainWindow):
         except OSError as exc:
             QtWidgets.QMessageBox.warning(self, "Cannot save session", str(exc))
             return False
+        self.recent.add("session", path)
         self.statusBar().showMessage(f"Saved {path}", 6000)
         return True
 
     def open_session_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open session", "", "LossLab session (*.json)"
-        )
+        path = open_path(self, "Open session", "LossLab session (*.json)")
         if path:
             self.open_session(path)
 
     def save_session_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Save session", "race.json", "LossLab session (*.json)"
-        )
+        path = save_path(self, "Save session", "race.json", "LossLab session (*.json)")
         if path:
-            self.save_session(path if path.endswith(".json") else path + ".json")
+            self.save_session(path)
+
+    # --- recent files and help ----------------------------------------------------------
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        entries = self.recent.entries()
+        for entry in entries:
+            act = self.recent_menu.addAction(entry.label)
+            act.triggered.connect(lambda _=False, e=entry: self.open_recent(e))
+        if not entries:
+            self.recent_menu.addAction("(nothing yet)").setEnabled(False)
+        self.recent_menu.addSeparator()
+        clear = self.recent_menu.addAction("Clear the list")
+        clear.setEnabled(bool(entries))
+        clear.triggered.connect(self.recent.clear)
+
+    def open_recent(self, entry) -> bool:
+        """Open a recent file in its workspace; a file that is gone is said so and dropped."""
+        if not Path(entry.path).is_file():
+            self.recent.remove(entry)
+            QtWidgets.QMessageBox.warning(
+                self, "Open recent", f"{entry.path} no longer exists; it is removed from the list."
+            )
+            return False
+        if entry.kind == "session":
+            self.tabs.setCurrentWidget(self.race)
+            return self.open_session(entry.path)
+        if entry.kind == "run":
+            self.tabs.setCurrentWidget(self.train)
+            return bool(self.train.open_runs(entry.path))
+        if entry.kind == "landscape":
+            self.tabs.setCurrentWidget(self.landscape)
+            return bool(self.landscape.open_landscape(entry.path))
+        if entry.kind == "checkpoint":
+            self.tabs.setCurrentWidget(self.landscape)
+            return bool(self.landscape.open_checkpoint(entry.path))
+        raise ValueError(f"Unknown kind of recent file: {entry.kind!r}")
+
+    def _remember(self, kind: str, path: str) -> None:
+        self.recent.add(kind, path)
+
+    def start_tour(self, tab: int | None = None) -> TourDialog:
+        """The guided tour of ``tab`` (the shown one by default)."""
+        tour = TourDialog(self, self.tabs.currentIndex() if tab is None else tab)
+        tour.show()
+        return tour
+
+    def readme(self, section: str) -> ReadmeDialog:
+        dialog = ReadmeDialog(section, self)
+        dialog.show()
+        return dialog
+
+    def _fit_screen(self, width: int, height: int) -> None:
+        """Open at ``width`` x ``height``, or at most 95% of the screen's free area (a
+        1366x768 laptop gets a window that fits)."""
+        screen = QtGui.QGuiApplication.primaryScreen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            width = min(width, int(free.width() * 0.95))
+            height = min(height, int(free.height() * 0.95))
+        self.resize(width, height)
 
     # --- exports ------------------------------------------------------------------------
 
