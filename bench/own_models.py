@@ -102,9 +102,8 @@ def main() -> int:
 
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}")
     print(f"{args.points} grid points per run, median of {args.repeats} alternating runs\n")
-    print(
-        "| example | params | samples | method | ms/point | speed-up | peak RSS MB | max rel. diff |"
-    )
+    cols = ["example", "params", "samples", "method", "ms/point", "speed-up", "peak RSS MB"]
+    print("| " + " | ".join([*cols, "max rel. diff"]) + " |")
     print("|---|---|---|---|---|---|---|---|")
     for example in EXAMPLES:
         runs: dict[str, list[dict]] = {m: [] for m in METHODS}
