@@ -21,9 +21,9 @@ from core import __version__
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHORTCUTS = [
-    ("Space", "play / pause"),
-    ("Right", "one step"),
-    ("R", "reset the race"),
+    ("Space", "play / pause (Race tab)"),
+    ("Right", "one step (Race tab)"),
+    ("R", "reset the race (Race tab)"),
     ("Ctrl+O", "open a session"),
     ("Ctrl+S", "save the session"),
     ("Ctrl+E", "export the current tab's picture"),
@@ -135,7 +135,6 @@ class MainWindow(QtWidgets.QMainWindow):
         return act
 
     def _menus(self) -> None:
-        c = self.race.c
         m = self.menuBar().addMenu("&File")
         self._action(m, "&Open session...", self.open_session_dialog, "Ctrl+O")
         self._action(m, "&Save session...", self.save_session_dialog, "Ctrl+S")
@@ -159,9 +158,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(t, "Export curves as &JSON...", lambda: tw.export_dialog("json"))
         self._action(t, "Export &plots as PNG or SVG...", lambda: tw.export_dialog("image"))
         r = self.menuBar().addMenu("&Race")
-        self._action(r, "Play / pause", c.toggle, "Space")
-        self._action(r, "Step", lambda: c.step(1), "Right")
-        self._action(r, "Reset", c.reset, "R")
+        for act in self.race.race_actions():  # their keys work on the Race tab only
+            r.addAction(act)
         v = self.menuBar().addMenu("&View")
         themes = v.addMenu("&Theme")
         group = QtGui.QActionGroup(self)

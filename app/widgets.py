@@ -14,10 +14,16 @@ ERROR_RED = "#e04040"  # the one red of error messages and rejected values
 
 
 class NumberEdit(QtWidgets.QWidget):
-    """A slider (logarithmic where the parameter says so) beside a text box.
+    """A slider (logarithmic where the parameter says so) beside a text box, and under them a
+    small error label that is empty (and hidden) while the value is good.
 
-    ``committed(value)`` fires when the user settles on a value; text that is not a number
-    turns the box red and commits nothing.
+    ``committed(value)`` fires when the user settles on a value inside ``[low, high]``. Text
+    that is not a number, or a number outside the range, turns the box red, shows why right
+    under it and commits nothing: :meth:`value` keeps the last good value. A caller that
+    refuses a committed value for its own reason (an optimizer's check) calls
+    :meth:`set_error`; the next good value clears it.
+
+    objectNames: ``number_slider``, ``number_text``, ``number_error``.
     """
 
     committed = QtCore.Signal(float)
@@ -27,13 +33,23 @@ class NumberEdit(QtWidgets.QWidget):
         self.low, self.high = float(low), float(high)
         self.log = log and self.low > 0
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setObjectName("number_slider")
         self.slider.setRange(0, SLIDER_STEPS)
         self.text = QtWidgets.QLineEdit()
+        self.text.setObjectName("number_text")
         self.text.setFixedWidth(92)
-        lay = QtWidgets.QHBoxLayout(self)
+        self.error = error_label("number_error")
+        self.error.setVisible(False)
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.text)
+        lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.slider, 1)
-        lay.addWidget(self.text)
+        lay.setSpacing(1)
+        lay.addLayout(row)
+        lay.addWidget(self.error)
+        self._good = float(value)
         self.set_value(value)
         self.slider.valueChanged.connect(self._slid)
         self.text.editingFinished.connect(self._typed)
@@ -55,40 +71,60 @@ class NumberEdit(QtWidgets.QWidget):
         return self.low + f * (self.high - self.low)
 
     def value(self) -> float:
-        """The value in the text box (the last good one if the text is not a number)."""
-        try:
-            return float(self.text.text())
-        except ValueError:
-            return self._from_slider(self.slider.value())
+        """The last good value: what the box shows unless it is marked red."""
+        return self._good
 
     def set_value(self, v: float) -> None:
+        """Show ``v`` (from the program, not the user): no signal, and any error is cleared."""
+        self._good = float(v)
+        self._move_slider(v)
+        self.text.setText(f"{v:.6g}")
+        self.set_error("")
+
+    def set_error(self, text: str) -> None:
+        """Mark the box red with ``text`` shown right under it; ``""`` clears the mark."""
+        self.text.setStyleSheet(f"border: 1px solid {ERROR_RED};" if text else "")
+        self.text.setToolTip(text)
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+
+    def error_text(self) -> str:
+        """The message shown under the box, ``""`` when the value is good."""
+        return self.error.text()
+
+    def _move_slider(self, v: float) -> None:
         self.slider.blockSignals(True)
         self.slider.setValue(self._to_slider(v))
         self.slider.blockSignals(False)
-        self.text.setText(f"{v:.6g}")
-        self._ok(True)
 
     def _slid(self, i: int) -> None:
         v = float(f"{self._from_slider(i):.3g}")
         self.text.setText(f"{v:.6g}")
-        self._ok(True)
-        self.committed.emit(v)
+        self._commit(v)
 
     def _typed(self) -> None:
+        text = self.text.text().strip()
         try:
-            v = float(self.text.text())
+            v = float(text)
         except ValueError:
-            self._ok(False, f"'{self.text.text()}' is not a number")
+            self.set_error(f"'{text}' is not a number")
             return
-        self.slider.blockSignals(True)
-        self.slider.setValue(self._to_slider(v))
-        self.slider.blockSignals(False)
-        self._ok(True)  # a good number after a bad one: the red border goes
-        self.committed.emit(v)
+        if not (math.isfinite(v) and self.low <= v <= self.high):
+            self.set_error(f"{text} is out of range: allowed {self.low:g} .. {self.high:g}")
+            return
+        if v == self._good and not self.error_text():
+            return  # focus left the box without a change: nothing to commit
+        self._move_slider(v)
+        self._commit(v)
 
-    def _ok(self, ok: bool, why: str = "") -> None:
-        self.text.setStyleSheet("" if ok else f"border: 1px solid {ERROR_RED};")
-        self.text.setToolTip(why)
+    def _commit(self, v: float) -> None:
+        old = self._good
+        self._good = v
+        self.set_error("")  # a good number after a bad one: the red border goes
+        self.committed.emit(v)
+        if self.error_text():  # the receiver refused it (set_error): the old value stays
+            self._good = old
+            self._move_slider(old)
 
 
 def editor_for(param: Hyperparam, value, on_change) -> QtWidgets.QWidget:
@@ -112,8 +148,20 @@ def editor_for(param: Hyperparam, value, on_change) -> QtWidgets.QWidget:
     else:
         w = NumberEdit(param.low, param.high, param.log, float(value))
         w.committed.connect(on_change)
-    w.setToolTip(param.help or param.name)
+    w.setObjectName(f"param_{param.name}")
+    w.setToolTip(param_tip(param))
     return w
+
+
+def param_tip(param: Hyperparam) -> str:
+    """What ``param`` does and the values it accepts, for a tooltip."""
+    tip = param.help or param.name
+    if param.kind in ("float", "int") and param.low is not None and param.high is not None:
+        scale = ", log slider" if param.log and param.kind == "float" else ""
+        tip += f" (range {param.low:g} .. {param.high:g}{scale})"
+    elif param.kind == "choice":
+        tip += " (one of " + ", ".join("none" if c is None else str(c) for c in param.choices) + ")"
+    return tip
 
 
 def swatch_item(colour: str, checked: bool, tip: str) -> QtWidgets.QTableWidgetItem:

@@ -1,6 +1,9 @@
 """The Race workspace's model: one :class:`core.race.race.Race` and the timer that drives it.
 
-Every view follows this object through its signals; none of them owns race state.
+Every view follows this object through its signals; none of them owns race state. The race
+owns the one list of racer specs: :attr:`RaceController.specs` reads it, and every change goes
+through the race (a live edit) or builds a new race from a new list (a structural change), so
+the controller and the race can never disagree about a racer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ class RaceController(QtCore.QObject):
     """Holds the race setup, rebuilds the race when needed, steps it on a timer."""
 
     surfaceChanged = QtCore.Signal()  # new surface (and so a reset race)
-    racersChanged = QtCore.Signal()  # racers added, removed, renamed or recoloured
+    racersChanged = QtCore.Signal()  # the list changed: added, removed, retyped, a session
+    racerChanged = QtCore.Signal(int)  # one racer edited live (hyperparameter, name, colour...)
     raceReset = QtCore.Signal()  # back to step 0
     stepped = QtCore.Signal()  # the race advanced
     playingChanged = QtCore.Signal(bool)
@@ -34,7 +38,7 @@ class RaceController(QtCore.QObject):
         self.choice = SurfaceChoice("rosenbrock")
         self.surface: Surface = self.choice.build()
         self.start = self.surface.start
-        self.specs: list[RacerSpec] = [
+        specs = [
             RacerSpec(OptimizerSpec("sgd", {"lr": 1e-3}), name="SGD", color=PALETTE[2]),
             RacerSpec(OptimizerSpec("momentum", {"lr": 2e-4}), name="Momentum", color=PALETTE[0]),
             RacerSpec(OptimizerSpec("adam", {"lr": 0.05}), name="Adam", color=PALETTE[1]),
@@ -45,15 +49,19 @@ class RaceController(QtCore.QObject):
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(FRAME_MS)
         self.timer.timeout.connect(self._tick)
-        self.race = self._build()
+        self.race = Race(self.surface, specs, starts=self.start)
 
     # --- building --------------------------------------------------------------------------
 
-    def _build(self) -> Race:
-        return Race(self.surface, self.specs, starts=self.start)
+    @property
+    def specs(self) -> tuple[RacerSpec, ...]:
+        """The racers, read from the race (their one owner); change them through the methods."""
+        return tuple(self.race.specs)
 
-    def _rebuild(self, why: str = "") -> None:
-        self.race = self._build()
+    def _rebuild(self, specs: list[RacerSpec], why: str = "") -> None:
+        """A new race from ``specs`` (validated first: nothing changes if one is invalid)."""
+        self.race = Race(self.surface, specs, starts=self.start)
+        self.racersChanged.emit()
         self.raceReset.emit()
         if why:
             self.message.emit(why)
@@ -109,7 +117,7 @@ class RaceController(QtCore.QObject):
         self.choice, self.surface = choice, surface
         self.start = surface.start
         self.caption = surface.caption
-        self.race = self._build()
+        self.race = Race(surface, self.race.specs, starts=self.start)
         self.surfaceChanged.emit()
         self.raceReset.emit()
 
@@ -121,14 +129,12 @@ class RaceController(QtCore.QObject):
     def set_hyper(self, r: int, name: str, value) -> None:
         """Live: applied to the racer's param group mid-race. ``ValueError`` if invalid."""
         self.race.set_hyper(r, name, value)
-        self.specs[r] = self.race.specs[r]
-        self.racersChanged.emit()
+        self.racerChanged.emit(r)
 
     def set_options(self, r: int, **changes) -> None:
         """Live: clipping, noise, seed, name, colour, enabled."""
         self.race.set_options(r, **changes)
-        self.specs[r] = self.race.specs[r]
-        self.racersChanged.emit()
+        self.racerChanged.emit(r)
 
     def set_optimizer(self, r: int, name: str) -> None:
         """A different optimizer class: the race restarts (racers share one tensor)."""
@@ -139,16 +145,15 @@ class RaceController(QtCore.QObject):
             spec.validate()
         except ValueError:
             spec = dataclasses.replace(old, optimizer=OptimizerSpec(name))
-        self.specs[r] = spec
-        self._rebuild("Race restarted: a racer changed optimizer")
-        self.racersChanged.emit()
+        specs = list(self.specs)
+        specs[r] = spec
+        self._rebuild(specs, "Race restarted: a racer changed optimizer")
 
     def set_scheduler(self, r: int, scheduler: SchedulerSpec | None) -> None:
         spec = dataclasses.replace(self.specs[r], scheduler=scheduler)
-        spec.validate()
-        self.specs[r] = spec
-        self._rebuild("Race restarted: a racer's schedule changed")
-        self.racersChanged.emit()
+        specs = list(self.specs)
+        specs[r] = spec
+        self._rebuild(specs, "Race restarted: a racer's schedule changed")
 
     def add_racer(self, name: str = "adam") -> None:
         if len(self.specs) >= MAX_RACERS:
@@ -156,17 +161,26 @@ class RaceController(QtCore.QObject):
             return
         used = {s.color for s in self.specs}
         colour = next((c for c in PALETTE if c not in used), PALETTE[len(self.specs) % 10])
-        self.specs.append(RacerSpec(OptimizerSpec(name), color=colour))
-        self._rebuild("Race restarted with a new racer")
-        self.racersChanged.emit()
+        self._rebuild(
+            [*self.specs, RacerSpec(OptimizerSpec(name), color=colour)],
+            "Race restarted with a new racer",
+        )
 
     def remove_racer(self, r: int) -> None:
         if len(self.specs) <= 1:
             self.message.emit("A race needs at least one racer")
             return
-        del self.specs[r]
-        self._rebuild("Race restarted without that racer")
-        self.racersChanged.emit()
+        specs = list(self.specs)
+        del specs[r]
+        self._rebuild(specs, "Race restarted without that racer")
+
+    def move_racer(self, r: int, to: int) -> None:
+        """Put racer ``r`` at position ``to`` (the order of the table and the legend)."""
+        if not (0 <= r < len(self.specs) and 0 <= to < len(self.specs)) or r == to:
+            return
+        specs = list(self.specs)
+        specs.insert(to, specs.pop(r))
+        self._rebuild(specs, "Race restarted: racers reordered")
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -189,7 +203,6 @@ class RaceController(QtCore.QObject):
         race.step(min(session.steps, self.max_steps))
         self.pause()
         self.choice, self.surface, self.start = session.surface, surface, start
-        self.specs = list(race.specs)
         self.speed = session.speed
         self.caption = session.caption or surface.caption
         self.race = race

@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.race.controller import RaceController
 from app.views.surface_view import ARROWS
-from app.widgets import ERROR_RED
+from app.widgets import ERROR_RED, error_label
 from core.race.explain import StepExplanation
 from core.race.formula import FormulaError
 from core.race.session import SessionError, SurfaceChoice, load_preset, preset_names
@@ -23,23 +23,38 @@ class SurfacePanel(QtWidgets.QGroupBox):
         super().__init__("Surface", parent)
         self.c = controller
         self.combo = QtWidgets.QComboBox()
+        self.combo.setObjectName("surface_choice")
         for key, s in CATALOGUE.items():
             self.combo.addItem(s.name, key)
+            self.combo.setItemData(
+                self.combo.count() - 1, s.caption, QtCore.Qt.ItemDataRole.ToolTipRole
+            )
         self.combo.addItem("Formula...", "formula")
+        self.combo.setToolTip("the loss surface the racers run on (changing it restarts the race)")
         self.combo.activated.connect(self._picked)
         self.formula = QtWidgets.QLineEdit()
+        self.formula.setObjectName("formula")
+        self.formula.setToolTip(
+            "your own f(x, y): numbers, x, y, + - * / ** ^, and functions such as sin, exp, "
+            "log, sqrt, abs; Enter or Apply draws it"
+        )
         self.formula.setPlaceholderText("e.g. 0.1*x**2 + sin(3*y) + abs(x*y)")
         self.formula.returnPressed.connect(self._apply_formula)
         self.bounds = QtWidgets.QLineEdit("-3, 3, -3, 3")
-        self.bounds.setToolTip("plot bounds: xmin, xmax, ymin, ymax")
-        self.bounds.setFixedWidth(110)
+        self.bounds.setObjectName("bounds")
+        self.bounds.setToolTip(
+            "plot bounds of a formula: xmin, xmax, ymin, ymax (four numbers, min < max)"
+        )
         self.bounds.returnPressed.connect(self._apply_formula)
+        self.bounds.textChanged.connect(self._fit_bounds)
         apply = QtWidgets.QPushButton("Apply")
+        apply.setObjectName("apply_formula")
+        apply.setToolTip("draw the formula over these bounds (restarts the race)")
         apply.clicked.connect(self._apply_formula)
-        self.error = QtWidgets.QLabel("")
-        self.error.setStyleSheet(f"color: {ERROR_RED};")
-        self.error.setWordWrap(True)
+        self.error = error_label("surface_error")
         self.presets = QtWidgets.QComboBox()
+        self.presets.setObjectName("presets")
+        self.presets.setToolTip("ready-made races that each show one lesson (replaces the race)")
         self.presets.addItem("Presets...", None)
         for name in preset_names():
             try:
@@ -48,10 +63,11 @@ class SurfacePanel(QtWidgets.QGroupBox):
                 continue  # a broken preset file is skipped, not fatal
         self.presets.activated.connect(self._preset)
         formula_row = QtWidgets.QHBoxLayout()
-        formula_row.addWidget(self.formula, 1)
-        formula_row.addWidget(self.bounds)
+        formula_row.addWidget(self.formula, 3)
+        formula_row.addWidget(self.bounds, 2)
         formula_row.addWidget(apply)
         self.log_colour = QtWidgets.QCheckBox("log colour scale")
+        self.log_colour.setObjectName("log_colour")
         self.log_colour.setToolTip("colour by log10(loss): shows the floor of deep valleys")
         surface_row = QtWidgets.QHBoxLayout()
         surface_row.addWidget(self.combo, 1)
@@ -61,7 +77,13 @@ class SurfacePanel(QtWidgets.QGroupBox):
         lay.addRow("f(x, y) =", formula_row)
         lay.addRow("", self.error)
         lay.addRow("Preset", self.presets)
+        self._form = lay
         self.sync()
+
+    def _error(self, text: str) -> None:
+        """The formula's or bounds' error under them; the row takes no room when empty."""
+        self.error.setText(text)
+        self._form.setRowVisible(self.error, bool(text))
 
     def sync(self) -> None:
         self.combo.setCurrentIndex(self.combo.findData(self.c.choice.key))
@@ -74,7 +96,19 @@ class SurfacePanel(QtWidgets.QGroupBox):
         else:
             self.formula.clear()  # the catalogue's formulas are for reading (they use ^)
             self.bounds.setText(", ".join(f"{b:g}" for b in self.c.surface.bounds))
-        self.error.setText("")
+        self._error("")
+        self.presets.setCurrentIndex(0)  # a new surface: no longer the preset as loaded
+
+    def show_preset(self, name: str) -> None:
+        """Name the preset just loaded in the preset box."""
+        self.presets.setCurrentIndex(max(0, self.presets.findData(name)))
+
+    def _fit_bounds(self, text: str) -> None:
+        """Wide enough for the whole text (Rastrigin's -5.12, 5.12, -5.12, 5.12)."""
+        metrics = self.bounds.fontMetrics()
+        self.bounds.setMinimumWidth(
+            min(220, metrics.horizontalAdvance(text + "  ") + 2 * metrics.averageCharWidth() + 8)
+        )
 
     def _picked(self, index: int) -> None:
         key = self.combo.itemData(index)
@@ -90,20 +124,19 @@ class SurfacePanel(QtWidgets.QGroupBox):
             if len(parts) != 4:
                 raise ValueError
         except ValueError:
-            self.error.setText("bounds must be four numbers: xmin, xmax, ymin, ymax")
+            self._error("bounds must be four numbers: xmin, xmax, ymin, ymax")
             return
         try:
             self.c.set_surface(SurfaceChoice("formula", self.formula.text(), tuple(parts)))
         except FormulaError as exc:
-            self.error.setText(str(exc))  # the current surface stays as it was
+            self._error(str(exc))  # the current surface stays as it was
             return
-        self.error.setText("")
+        self._error("")
 
     def _preset(self, index: int) -> None:
         name = self.presets.itemData(index)
         if name:
             self.presetChosen.emit(name)
-        self.presets.setCurrentIndex(0)
 
 
 class TransportBar(QtWidgets.QWidget):
@@ -121,12 +154,21 @@ class TransportBar(QtWidgets.QWidget):
         self.reset = QtWidgets.QPushButton(style.standardIcon(sp.SP_MediaSkipBackward), "Reset")
         self.reset.setToolTip("Back to the start (R)")
         self.reset.clicked.connect(controller.reset)
+        self.play.setObjectName("race_play")
+        self.step.setObjectName("race_step")
+        self.reset.setObjectName("race_reset")
         self.speed = QtWidgets.QSpinBox()
+        self.speed.setObjectName("race_speed")
         self.speed.setRange(1, 500)
+        self.speed.setToolTip(
+            "steps every racer takes per frame (about 60 frames a second; 1 .. 500)"
+        )
+        self.speed.valueChanged.connect(self._speed)
         self.speed.setValue(controller.speed)
-        self.speed.setSuffix(" steps/frame")
-        self.speed.valueChanged.connect(lambda v: setattr(controller, "speed", int(v)))
+        self._speed(self.speed.value())
         self.limit = QtWidgets.QSpinBox()
+        self.limit.setObjectName("race_limit")
+        self.limit.setToolTip("the race pauses at this step (10 .. 100000)")
         self.limit.setRange(10, 100_000)
         self.limit.setSingleStep(500)
         self.limit.setValue(controller.max_steps)
@@ -146,6 +188,10 @@ class TransportBar(QtWidgets.QWidget):
         lay.addWidget(self.limit, 1, 2, 1, 2)
         controller.playingChanged.connect(self._playing)
 
+    def _speed(self, v: int) -> None:
+        self.c.speed = int(v)
+        self.speed.setSuffix(" step/frame" if v == 1 else " steps/frame")
+
     def _playing(self, on: bool) -> None:
         sp = QtWidgets.QStyle.StandardPixmap
         self.play.setText("Pause" if on else "Play")
@@ -156,6 +202,7 @@ class TransportBar(QtWidgets.QWidget):
         self.speed.blockSignals(True)
         self.speed.setValue(self.c.speed)
         self.speed.blockSignals(False)
+        self.speed.setSuffix(" step/frame" if self.c.speed == 1 else " steps/frame")
 
 
 class ExplainPanel(QtWidgets.QWidget):
@@ -164,8 +211,11 @@ class ExplainPanel(QtWidgets.QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.enabled = QtWidgets.QCheckBox("Explain the selected racer's last step (arrows)")
+        self.enabled.setObjectName("explain_arrows")
+        self.enabled.setToolTip("draw the last step's gradient, update and velocity on the surface")
         self.enabled.setChecked(True)
         self.text = QtWidgets.QTextBrowser()
+        self.text.setObjectName("explain_text")
         self.text.setOpenLinks(False)
         # squares with a grey outline, so the white one shows on a light panel too
         legend = "  ".join(
@@ -174,6 +224,7 @@ class ExplainPanel(QtWidgets.QWidget):
         )
         key = QtWidgets.QLabel(f"{legend} &nbsp;<i>(arrows show directions; sizes below)</i>")
         key.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        key.setWordWrap(True)  # a narrow window wraps it instead of widening the window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.enabled)
@@ -204,7 +255,8 @@ class ExplainPanel(QtWidgets.QWidget):
             )
         body = "\n".join(e.lines)
         self.text.setHtml(
-            f"<p><b>{name}</b> ({e.optimizer}), step {e.step}, lr {e.lr:.4g}<br>"
+            f"<p><b>{name}</b>{'' if name == e.optimizer else f' ({e.optimizer})'}, "
+            f"step {e.step}<br><i>{e.optimizer}: {e.config}</i><br>"
             f"|gradient| = {norm['-gradient']:.4g}, |step| = {norm['step']:.4g}</p>"
             f"<pre style='font-size:9pt; white-space: pre-wrap'>{body}</pre>{check}"
         )

@@ -7,30 +7,21 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.race.basin_colours import basin_rgba
 from app.race.controller import RaceController
 from app.race.panels import ExplainPanel, SurfacePanel, TransportBar
 from app.race.racers import RacerEditor, RacersTable
 from app.race.render import draw_race
+from app.race.terrain import draw_race_3d, show_surface_3d
 from app.views.loss_plot import LossPlot
 from app.views.surface_view import SurfaceView
 from app.workers import Job, describe
 from app.workspace import Export
-from core.race.basins import DIVERGED, UNDECIDED, BasinMap, BasinProgress, basin_map
+from core.race.basins import BasinMap, BasinProgress, basin_map
 from core.race.explain import explain_last_step
 from core.race.session import load_preset
 
 FIGURES_EVERY = 0.1  # seconds between loss plot/table/explanation refreshes while playing
-# No blue: over the viridis heatmap it reads as grey, the colour of "far from every minimum".
-BASIN_COLOURS = [
-    "#e6194b",
-    "#3cb44b",
-    "#f58231",
-    "#f032e6",
-    "#42d4f4",
-    "#ffe119",
-    "#911eb4",
-    "#fabed4",
-]
 
 
 class RaceWorkspace(QtWidgets.QWidget):
@@ -53,6 +44,8 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.editor = RacerEditor(self.c)
         self.explain = ExplainPanel()
         self.log_y = QtWidgets.QCheckBox("log y")
+        self.log_y.setObjectName("loss_log_y")
+        self.log_y.setToolTip("loss axis in log10 (of loss minus the known minimum value)")
         self.log_y.toggled.connect(lambda on: self._set_log(on))
         self._build_layout()
         self.basin_job: Job | None = None
@@ -66,6 +59,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         c = self.c
         c.surfaceChanged.connect(self._surface_changed)
         c.racersChanged.connect(self._racers_changed)
+        c.racerChanged.connect(self._racer_changed)
         c.raceReset.connect(self._redraw)
         c.stepped.connect(self._stepped)
         c.message.connect(self.message)
@@ -77,10 +71,33 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.surface_panel.presetChosen.connect(self.load_preset)
         self.surface_panel.log_colour.toggled.connect(self._colour_scale)
         self.explain.enabled.toggled.connect(lambda _: self._refresh_explanation())
+        self._keys = None  # app.race.keys.RaceKeys, made by race_actions()
+        self._items: tuple[list[str], list[str]] = ([], [])  # colours and names shown
+        self._shown_once = False
         self._racers_changed()
         self._surface_changed()
         self.table.selectRow(0)
         self.editor.show_racer(0)
+
+    def race_actions(self) -> list[QtGui.QAction]:
+        """Play/pause (Space), step (Right) and reset (R), for the window's Race menu. Their
+        shortcuts fire only while the focus is inside this workspace (the Race tab is shown)
+        and the focused control does not use the key itself; triggered from a menu while
+        another tab is shown they do nothing. The same three actions on every call."""
+        if self._keys is None:
+            from app.race.keys import RaceKeys
+
+            self._keys = RaceKeys(self, self.c)
+        return list(self._keys.actions)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if not self._shown_once:
+            # the race keys work where the focus is inside the workspace: start there
+            self._shown_once = True
+            focus = QtWidgets.QApplication.focusWidget()
+            if focus is None or not self.isAncestorOf(focus):
+                self.view.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
 
     def _build_layout(self) -> None:
         add = QtWidgets.QHBoxLayout()
@@ -90,24 +107,39 @@ class RaceWorkspace(QtWidgets.QWidget):
         for key, o in CATALOGUE.items():
             self.add_combo.addItem(o.label, key)
         self.add_combo.setCurrentIndex(self.add_combo.findData("rmsprop"))
+        self.add_combo.setObjectName("add_optimizer")
+        self.add_combo.setToolTip("the optimizer of the next racer added")
         add_btn = QtWidgets.QPushButton("Add racer")
+        add_btn.setObjectName("add_racer")
+        add_btn.setToolTip("add a racer with this optimizer (at most 10; restarts the race)")
         add_btn.clicked.connect(lambda: self.c.add_racer(self.add_combo.currentData()))
         rm_btn = QtWidgets.QPushButton("Remove")
+        rm_btn.setObjectName("remove_racer")
+        rm_btn.setToolTip("remove the selected racer (restarts the race)")
         rm_btn.clicked.connect(lambda: self.c.remove_racer(max(0, self.table.currentRow())))
         add.addWidget(self.add_combo, 1)
         add.addWidget(add_btn)
         add.addWidget(rm_btn)
+        for text, delta, tip in (("\u25b2", -1, "up"), ("\u25bc", 1, "down")):
+            move = QtWidgets.QToolButton()
+            move.setText(text)
+            move.setObjectName(f"move_{tip}")
+            move.setToolTip(f"move the selected racer {tip} (restarts the race)")
+            move.clicked.connect(lambda _=False, d=delta: self._move_selected(d))
+            add.addWidget(move)
         self.basin_button = QtWidgets.QPushButton("Basin map")
+        self.basin_button.setObjectName("basin_map")
         self.basin_button.setCheckable(True)
         self.basin_button.setToolTip(
             "Colour every start point of a 128x128 grid by the minimum "
-            "the selected racer reaches from it"
+            "the selected racer reaches from it in 500 steps (in 2-D and 3-D)"
         )
         self.basin_button.toggled.connect(self._basin_toggled)
         self.basin_progress = QtWidgets.QProgressBar()
         self.basin_progress.setVisible(False)
         self.basin_progress.setMaximumHeight(14)
         self.view3d_button = QtWidgets.QPushButton("3-D")
+        self.view3d_button.setObjectName("view_3d")
         self.view3d_button.setCheckable(True)
         self.view3d_button.setToolTip(
             "The surface as terrain with the paths on it (needs OpenGL); drag to orbit, "
@@ -150,7 +182,9 @@ class RaceWorkspace(QtWidgets.QWidget):
         bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         bottom.addWidget(loss_box)
         bottom.addWidget(self.explain)
-        bottom.setSizes([500, 500])
+        bottom.setSizes([400, 600])  # the explanation needs the width more than the curves
+        bottom.setStretchFactor(0, 2)
+        bottom.setStretchFactor(1, 3)
         vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         vsplit.addWidget(left)
         vsplit.addWidget(bottom)
@@ -225,46 +259,46 @@ class RaceWorkspace(QtWidgets.QWidget):
         return True
 
     def _surface_3d(self) -> None:
-        if not self.showing_3d:
-            return
-        import torch
-
-        from app.views.surface_view import display_transform, display_values
-
-        s = self.c.surface
-        xs, ys, z = s.grid(256, dtype=torch.float64)
-        z = z.numpy()
-        scale = self._scale()
-        shown, lo, hi = display_values(z, scale)
-        to_shown = display_transform(np.where(np.isfinite(z), z, np.nan), scale)
-
-        def height_of(points: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                t = torch.as_tensor(points, dtype=torch.float64)
-                return to_shown(s.fn(t[:, 0], t[:, 1]).numpy())
-
-        self.view3d.set_grid(xs.numpy(), ys.numpy(), shown, lo, hi, height_of)
-        self.view3d.set_minima(np.array([(m.x, m.y) for m in s.minima]).reshape(-1, 2))
+        if self.showing_3d:
+            show_surface_3d(self.view3d, self.c.surface, self._scale(), self.basin_rgba)
 
     def _draw_3d(self) -> None:
-        race = self.c.race
-        pos = race.history.get("pos")  # (T, R, K, 2)
-        on = [s.enabled for s in race.specs]
-        colours = self.c.colours()
-        paths = [pos[:, r, 0] for r in range(race.n_racers) if on[r]]
-        cols = [colours[r] for r in range(race.n_racers) if on[r]]
-        heads = race.positions[[r for r in range(race.n_racers) if on[r]], 0]
-        self.view3d.set_paths(paths, cols, heads)
+        draw_race_3d(self.view3d, self.c.race, self.c.colours())
 
     def _sync_items(self) -> None:
-        colours = self.c.colours()
-        self.view.set_racers(colours, [s.label for s in self.c.specs])
+        colours, names = self.c.colours(), [s.label for s in self.c.specs]
+        shown = len(self.view.paths) == len(self.loss.curves) == len(colours)
+        if (colours, names) == self._items and shown:
+            return  # a drag of the lr slider must not rebuild the legend at every tick
+        self._items = (colours, names)
+        self.view.set_racers(colours, names)
         self.loss.set_racers(colours)
 
     def _racers_changed(self) -> None:
+        """The list of racers changed (added, removed, moved, retyped, a preset or session):
+        every view anew, and the editor shows whatever racer the selected row now holds."""
         self._sync_items()
         self.table.rebuild()
+        self.editor.show_racer(self.selected())
         self._redraw()
+
+    def _racer_changed(self, r: int) -> None:
+        """One racer edited live: its row, its colour and name in the views, its editor."""
+        self._sync_items()
+        self.table.refresh_row(r)
+        if r == self.selected():
+            self.editor.sync()
+        self._draw()
+        self._draw_loss()
+        self._refresh_explanation()
+
+    def _move_selected(self, delta: int) -> None:
+        r = self.selected()
+        to = r + delta
+        if r < 0 or not 0 <= to < len(self.c.specs):
+            return
+        self.c.move_racer(r, to)
+        self.table.selectRow(to)  # the selection follows the racer
 
     def _redraw(self) -> None:
         self.view.set_start(*self.c.start)
@@ -362,6 +396,7 @@ class RaceWorkspace(QtWidgets.QWidget):
     def load_preset(self, name: str) -> None:
         session = load_preset(name)
         self.c.apply_session(session)
+        self.surface_panel.show_preset(name)
         self.message.emit(f"Preset: {session.name}")
 
     # --- basin map --------------------------------------------------------------------------
@@ -371,6 +406,8 @@ class RaceWorkspace(QtWidgets.QWidget):
             self._cancel_basins()
             self.view.show_basins(None)
             self.basin_rgba = None
+            if self.view3d is not None:
+                self.view3d.set_overlay(None)
             return
         r = max(0, self.selected())
         spec = self.c.specs[r]
@@ -400,6 +437,8 @@ class RaceWorkspace(QtWidgets.QWidget):
         elif isinstance(item, BasinMap):
             self.basin_rgba = basin_rgba(item)
             self.view.show_basins(self.basin_rgba)
+            if self.view3d is not None:
+                self.view3d.set_overlay(self.basin_rgba)  # the 3-D terrain shows it too
             n = len(item.minima)
             kind = "clusters of end points" if item.found else "known minima"
             self.message.emit(f"Basin map: {n} {kind}; grey = far from all, black = diverged")
@@ -442,14 +481,3 @@ class RaceWorkspace(QtWidgets.QWidget):
             self.view3d.release()
         self.c.pause()
         self._cancel_basins()
-
-
-def basin_rgba(m: BasinMap) -> np.ndarray:
-    """(N, N, 4) uint8: a colour per minimum, grey for far-from-all, black for diverged."""
-    rgba = np.zeros((*m.labels.shape, 4), dtype=np.uint8)
-    for i in range(len(m.minima)):
-        colour = QtGui.QColor(BASIN_COLOURS[i % len(BASIN_COLOURS)])
-        rgba[m.labels == i] = (colour.red(), colour.green(), colour.blue(), 255)
-    rgba[m.labels == UNDECIDED] = (128, 128, 128, 255)
-    rgba[m.labels == DIVERGED] = (0, 0, 0, 255)
-    return rgba

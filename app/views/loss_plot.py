@@ -7,6 +7,8 @@ import pyqtgraph as pg
 
 from app.theme import style_plot
 
+MIN_STEPS = 10  # the step axis shows at least 0..MIN_STEPS
+
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None) -> None:
@@ -20,8 +22,11 @@ class LossPlot(pg.PlotWidget):
         self.curves: list[pg.PlotDataItem] = []
         self.offset = 0.0  # subtracted in log mode: the known minimum value
         self.log = False
-        self.setXRange(0, 100)
-        self.enableAutoRange(x=True, y=True)
+        # Steps are never negative; before there are any, an empty 0..MIN_STEPS axis (auto
+        # range around a single point showed -40..40).
+        self.setLimits(xMin=0)
+        self.setXRange(0, MIN_STEPS, padding=0)
+        self.enableAutoRange(x=False, y=True)
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)
@@ -52,3 +57,8 @@ class LossPlot(pg.PlotWidget):
             if self.log:
                 y = np.where(y > 0, y, np.nan)
             c.setData(steps, y)
+        few = len(steps) == 0 or float(steps[-1]) < MIN_STEPS
+        if few:
+            self.setXRange(0, MIN_STEPS, padding=0)
+        elif not self.getViewBox().autoRangeEnabled()[0]:
+            self.enableAutoRange(x=True)

@@ -224,6 +224,20 @@ def _colour_map_rgba(shown: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return cmap.map(t.ravel(), mode="float").reshape(*shown.shape, 4)
 
 
+def _overlay_rgba(overlay: np.ndarray, shape: tuple[int, int], t: np.ndarray) -> np.ndarray:
+    """``overlay`` ``[iy, ix]`` resampled (nearest) onto a grid of ``shape`` ``(ny, nx)`` over
+    the same bounds, shaded by the heights ``t`` in [0, 1] (``[ix, iy]``); RGBA floats
+    ``(nx*ny, 4)`` in the terrain's order."""
+    ny, nx = shape
+    oy, ox = overlay.shape[:2]
+    iy = np.rint(np.linspace(0, oy - 1, ny)).astype(int)
+    ix = np.rint(np.linspace(0, ox - 1, nx)).astype(int)
+    rgb = overlay[iy][:, ix, :3].astype(np.float32) / 255  # (ny, nx, 3)
+    shade = 0.55 + 0.45 * np.clip(t.T, 0, 1)[..., None]  # (ny, nx, 1): valleys darker
+    out = np.concatenate([rgb * shade, np.ones((ny, nx, 1), np.float32)], axis=-1)
+    return out.transpose(1, 0, 2).reshape(-1, 4)  # [ix, iy] flat
+
+
 class Surface3DView(QtWidgets.QWidget):
     """Terrain of a 2-D function with paths on it; orbit, zoom and pan with the mouse."""
 
@@ -282,6 +296,7 @@ class Surface3DView(QtWidgets.QWidget):
         self._colours: list[str] = []
         self._heads: np.ndarray | None = None
         self._minima: np.ndarray | None = None
+        self._overlay: np.ndarray | None = None  # (N, N, 4) uint8 colours [iy, ix], or None
         self.height_of: Callable[[np.ndarray], np.ndarray] | None = None
         self.released = False  # after release() the view draws nothing more
         self.reset_camera()
@@ -320,6 +335,13 @@ class Surface3DView(QtWidgets.QWidget):
         self._heads = None if heads is None else np.asarray(heads, float).reshape(-1, 2)
         self._draw_paths()
 
+    def set_overlay(self, rgba: np.ndarray | None) -> None:
+        """Colour the terrain by ``rgba`` (``(N, M, 4)`` bytes, row = y, over the same bounds
+        as the grid: a basin map) instead of by height; None goes back to the height colours.
+        The heights still shade it, darker low, so the relief stays readable."""
+        self._overlay = None if rgba is None else np.asarray(rgba, dtype=np.uint8)
+        self._restyle()
+
     def set_minima(self, points: np.ndarray | None) -> None:
         self._minima = None if points is None else np.asarray(points, float).reshape(-1, 2)
         self._draw_minima()
@@ -334,7 +356,10 @@ class Surface3DView(QtWidgets.QWidget):
         z = (np.clip(shown, self._lo, self._hi) - self._lo) / (self._hi - self._lo) * h
         # heights z[ix, iy] and colours flat, (Nx*Ny, 4), in that order, as bytes (a quarter
         # of the vertex data of floats)
-        rgba = _colour_map_rgba(self._shown.T, self._lo, self._hi).reshape(-1, 4)
+        if self._overlay is None:
+            rgba = _colour_map_rgba(self._shown.T, self._lo, self._hi).reshape(-1, 4)
+        else:
+            rgba = _overlay_rgba(self._overlay, self._shown.shape, z.T / max(h, 1e-9))
         colours = (rgba * 255 + 0.5).astype(np.uint8)
         if self.surface is None:
             self.surface = _terrain_item()

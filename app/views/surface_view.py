@@ -134,6 +134,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         """Draw ``surface``; ``scale`` (linear or log) defaults to the surface's suggestion."""
         self.surface = surface
         self.scale = scale or surface.scale
+        self.readout.setText("")  # the old surface's numbers
         xs, ys, z = surface.grid(self.resolution, dtype=torch.float64)
         shown, lo, hi = display_values(z.numpy(), self.scale)
         self.shown = shown

@@ -38,6 +38,7 @@ class StepExplanation:
     velocity: np.ndarray | None  # (2,) momentum buffer / first moment after the step
     lr: float
     lines: list[str] = field(default_factory=list)  # the update rule with numbers
+    config: str = ""  # the racer's settings, lr first: "lr 0.05, beta1 0.9, ..."
     terms: dict[str, np.ndarray] = field(default_factory=dict)  # named intermediate values
 
 
@@ -92,7 +93,24 @@ def explain_last_step(race, r: int, k: int = 0) -> StepExplanation | None:
         lr=lr,
         lines=lines,
         terms=terms,
+        config=config_line(values, lr),
     )
+
+
+def config_line(values: dict, lr: float) -> str:
+    """Every hyperparameter of a racer as ``name value``, the learning rate it stepped with
+    first (under a schedule that is not the spec's lr); a switch is named only when on."""
+    parts = [f"lr {lr:.4g}"]
+    for name, value in values.items():
+        if name == "lr" or value is False:
+            continue
+        if value is True:
+            parts.append(name)
+        elif isinstance(value, float):
+            parts.append(f"{name} {value:.4g}")
+        else:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts)
 
 
 # --- the rules, in torch's conventions ----------------------------------------------------
@@ -272,4 +290,10 @@ def momentum_path(
     return np.array(out)
 
 
-__all__ = ["StepExplanation", "equivalent_hyper", "explain_last_step", "momentum_path"]
+__all__ = [
+    "StepExplanation",
+    "config_line",
+    "equivalent_hyper",
+    "explain_last_step",
+    "momentum_path",
+]

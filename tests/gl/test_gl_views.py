@@ -152,3 +152,33 @@ def test_a_burst_of_updates_draws_one_frame(terrain, qtbot):
     qtbot.wait(50)  # nothing else is queued
     assert len(frames) == 1 and not v.view.redraw_posted
     assert v.view.opts["azimuth"] == 99  # every move was applied before that frame
+
+
+def test_the_basin_map_colours_the_3d_terrain(window, qtbot):
+    """#12.12: with the basin map on, the terrain is coloured by basin (shaded by height);
+    off, it goes back to the height colours."""
+    from app.race.basin_colours import BASIN_COLOURS
+
+    r = window.race
+    r.c.set_surface(r.c.choice.__class__("himmelblau"))
+    assert r.set_3d(True)
+    v = r.view3d
+    by_height = v.surface._data[1].copy()  # (N, 4) bytes
+    r.basin_button.setChecked(True)
+    qtbot.waitUntil(lambda: r.basin_job is None, timeout=120_000)
+    assert r.basin_rgba is not None
+    coloured = v.surface._data[1]
+    assert not np.array_equal(coloured, by_height)
+    # every vertex's colour is a basin colour (or grey/black) scaled by a shade in [0.55, 1]
+    basin = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in BASIN_COLOURS])
+    rgb = coloured[:, :3].astype(float)
+    top = basin[np.argmax(basin.sum(axis=1))]
+    assert rgb.max() <= top.max() + 1
+    hues = rgb / np.maximum(rgb.sum(axis=1, keepdims=True), 1)
+    ref = basin / basin.sum(axis=1, keepdims=True)
+    near = np.abs(hues[:, None, :] - ref[None, :, :]).sum(axis=-1).min(axis=1) < 0.03
+    assert near.mean() > 0.5  # most of Himmelblau's plane drains into one of its 4 minima
+    assert _spread(v.image((400, 300))) > 10
+    r.basin_button.setChecked(False)
+    assert np.array_equal(v.surface._data[1], by_height)
+    assert r.set_3d(False)

@@ -103,3 +103,25 @@ def test_torch_sgd_dampening_is_not_the_ema_form():
     opt.step()
     ema = momentum_path("ema", _grad, (1.0, 1.0), 0.2, 0.9, 1)
     assert not np.allclose(p.detach().numpy(), ema[1])
+
+
+def test_the_config_line_names_every_setting_lr_first():
+    from core.optimizers import SchedulerSpec
+
+    s = get_surface("rosenbrock")
+    race = Race(
+        s,
+        [
+            RacerSpec(OptimizerSpec("adam", {"lr": 0.05, "amsgrad": True})),
+            RacerSpec(
+                OptimizerSpec("sgd", {"lr": 0.01}),
+                scheduler=SchedulerSpec("step", {"step_size": 1, "gamma": 0.5}),
+            ),
+        ],
+    )
+    race.step(3)
+    adam = explain_last_step(race, 0).config
+    assert adam.startswith("lr 0.05, beta1 0.9, beta2 0.999, eps 1e-08")
+    assert "amsgrad" in adam and "decoupled_weight_decay" not in adam  # a switch when on
+    sgd = explain_last_step(race, 1)
+    assert sgd.config.startswith(f"lr {sgd.lr:.4g},") and sgd.lr == pytest.approx(0.0025)
