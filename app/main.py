@@ -128,6 +128,8 @@ def run_gui(args: argparse.Namespace) -> int:
         if args.basins:
             window.race.basin_button.setChecked(True)
         if report:
+            tabs = ",".join(window.tabs.tabText(i) for i in range(window.tabs.count()))
+            print(f"workspaces {tabs}", flush=True)
             QtCore.QTimer.singleShot(0, lambda: print(f"ready-at {time.time():.6f}", flush=True))
 
     window.ready.connect(when_ready)

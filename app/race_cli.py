@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from app.colors import PALETTE
 from core.optimizers import OptimizerSpec, get_optimizer, parse_value
@@ -47,6 +50,12 @@ def add_race_parser(sub: argparse._SubParsersAction) -> None:
         "--start", metavar="X,Y", help="start point; write --start=-1,2 for a negative x"
     )
     p.add_argument("--steps", type=int, default=300, help="steps to run (default 300)")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-3,
+        help="a racer has converged once it is this close to a known minimum (default 0.001)",
+    )
     p.add_argument(
         "--out",
         action="append",
@@ -97,9 +106,7 @@ def build_session(args: argparse.Namespace) -> RaceSession:
     if args.surface:
         choice = SurfaceChoice(args.surface)
     if args.formula:
-        bounds = tuple(float(v) for v in args.bounds.split(","))
-        if len(bounds) != 4:
-            raise ValueError("--bounds needs four numbers: xmin,xmax,ymin,ymax")
+        bounds = _numbers(args.bounds, 4, "--bounds needs four numbers: xmin,xmax,ymin,ymax")
         choice = SurfaceChoice("formula", args.formula, bounds)
     racers = session.racers
     if args.racer:
@@ -108,11 +115,18 @@ def build_session(args: argparse.Namespace) -> RaceSession:
         raise ValueError("no racers: give --preset, --session or at least one --racer")
     start = session.start if choice == session.surface else None
     if args.start:
-        parts = [float(v) for v in args.start.split(",")]
-        if len(parts) != 2:
-            raise ValueError("--start needs X,Y")
-        start = (parts[0], parts[1])
+        start = _numbers(args.start, 2, "--start needs two numbers: X,Y")
     return RaceSession(choice, start, racers, session.speed, 0, session.caption, session.name)
+
+
+def _numbers(text: str, n: int, message: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n or not all(map(math.isfinite, values)):
+        raise ValueError(f"{message}, got {text!r}")
+    return values
 
 
 def run_race(args: argparse.Namespace) -> int:
@@ -132,23 +146,31 @@ def run_race(args: argparse.Namespace) -> int:
         args.parser.error("--steps must be 1 .. 1000000")
     if not 2 <= args.frames <= 1000:
         args.parser.error("--frames must be 2 .. 1000")
-    try:
-        from app.export import parse_size
+    if not args.tol > 0:
+        args.parser.error(f"--tol must be a positive distance, got {args.tol:g}")
+    from app import export
 
-        size = parse_size(args.size)
+    try:
+        size = export.parse_size(args.size)
         session = build_session(args)
         surface = session.surface.build()
-    except (ValueError, SessionError) as exc:
+        start = session.start or surface.start
+        check_start(start, surface, "--start" if args.start else "the session's start")
+        for out in args.out:  # before any work: a long render is never lost to a bad path
+            export.check_writable(out)
+    except (ValueError, SessionError, export.ExportError) as exc:
         args.parser.error(str(exc))
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
-    from app import export
     from app.race.render import OffscreenView, race_gif
 
     colours = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(session.racers)]
-    race = Race(surface, session.racers, starts=session.start or surface.start)
+    race = Race(surface, session.racers, starts=start)
+    race.converge_eps = args.tol  # before stepping: the first step within it is recorded
+    race.step(args.steps)
+    print("\n".join(summary_lines(race, args.tol)))
     try:
         for out in args.out:
             suffix = Path(out).suffix.lower()
@@ -165,22 +187,20 @@ def run_race(args: argparse.Namespace) -> int:
                         args.theme == "dark",
                         progress=progress,
                     )
-                export.atomic_write(out, data)
+            elif suffix == ".json":
+                data = export.json_bytes(race, session.to_dict())
+            elif suffix == ".csv":
+                data = export.csv_bytes(race)
+            elif suffix in (".png", ".svg"):
+                v = OffscreenView(*size, dark=args.theme == "dark")
+                try:
+                    v.show_race(race, colours)
+                    data = v.svg() if suffix == ".svg" else export.qimage_png(v.image())
+                finally:
+                    v.close()
             else:
-                if race.step_count == 0:
-                    race.step(args.steps)
-                if suffix == ".json":
-                    export.atomic_write(out, export.json_bytes(race, session.to_dict()))
-                elif suffix == ".csv":
-                    export.atomic_write(out, export.csv_bytes(race))
-                else:
-                    v = OffscreenView(*size, dark=args.theme == "dark")
-                    try:
-                        v.show_race(race, colours)
-                        data = v.svg() if suffix == ".svg" else export.qimage_png(v.image())
-                    finally:
-                        v.close()
-                    export.atomic_write(out, data)
+                raise AssertionError(f"unchecked format {suffix}")
+            export.atomic_write(out, data)
             print(f"wrote {out}")
     except export.ExportError as exc:
         print(f"losslab race: error: {exc}", file=sys.stderr)
@@ -188,6 +208,53 @@ def run_race(args: argparse.Namespace) -> int:
     finally:
         app.processEvents()
     return 0
+
+
+def check_start(start: tuple[float, float], surface, what: str) -> None:
+    """ValueError naming the bounds when ``start`` is off the plot (nothing would be drawn)."""
+    x, y = start
+    xmin, xmax, ymin, ymax = surface.bounds
+    if not (xmin <= x <= xmax and ymin <= y <= ymax):
+        raise ValueError(
+            f"{what} {x:g},{y:g} is outside the {surface.name} surface's bounds: "
+            f"x from {xmin:g} to {xmax:g}, y from {ymin:g} to {ymax:g}"
+        )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def summary_lines(race: Race, tol: float) -> list[str]:
+    """One line per racer: final loss, distance to the nearest known minimum, the first step
+    within ``tol`` of one (or -), and the step it diverged at (or -)."""
+    names = [s.label for s in race.specs]
+    width = max(5, *(len(n) for n in names))
+    x, y = race.starts[0]
+    rule = (
+        f"converged = within {tol:g} of a known minimum"
+        if race.surface.minima
+        else "no known minimum on this surface: no distance, no convergence"
+    )
+    lines = [
+        f"{race.surface.name}: {plural(race.step_count, 'step')} from ({x:g}, {y:g}); {rule}",
+        f"{'racer':{width}s}  {'final loss':>11s}  {'distance':>9s}  {'converged':>9s}  diverged",
+    ]
+    minima = np.array([(m.x, m.y) for m in race.surface.minima]).reshape(-1, 2)  # (M, 2)
+    # Race checks step 0 in its constructor, before converge_eps can be set: check it here
+    at_start = bool(len(minima)) and np.hypot(*(minima - (x, y)).T).min() <= tol
+    for r, name in enumerate(names):
+        m = race.metrics(r)
+        dist = float(m.final_distance[0])
+        reached, diverged = int(m.steps_to_converge[0]), int(m.diverged_at[0])
+        reached = 0 if at_start else reached
+        lines.append(
+            f"{name:{width}s}  {float(m.final_loss[0]):11.4g}  "
+            f"{f'{dist:.4g}' if np.isfinite(dist) else '-':>9s}  "
+            f"{f'step {reached}' if reached >= 0 else '-':>9s}  "
+            + (f"at step {diverged} ({race.diverge_reason[r, 0]})" if diverged >= 0 else "-")
+        )
+    return lines
 
 
 def _gif_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -4,6 +4,7 @@
    each racer with its own forward/backward (what a user would write). Interleaved repeats,
    medians: this machine is noisy.
 2. 65,536 start points (a 256x256 grid) x 500 Adam steps on Rosenbrock.
+3. A race GIF: rendering its frames offscreen, then encoding them (the racers' colours kept).
 
 Run: .venv/bin/python bench/race.py [--repeats N]
 """
@@ -124,15 +125,56 @@ def bench_grid(steps: int, side: int) -> None:
         )
 
 
+def bench_gif(frames: int, repeats: int) -> None:
+    """Rendering ``frames`` 800x600 pictures offscreen, then encoding them as a GIF."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
+    _app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # lives to the end
+    from app import export
+    from app.colors import PALETTE
+    from app.race.render import OffscreenView
+    from core.race.session import load_preset
+
+    session = load_preset("momentum_overshoot")
+    surface = session.surface.build()
+    race = Race(surface, session.racers, starts=session.start or surface.start)
+    colours = PALETTE[: race.n_racers]
+    view = OffscreenView(800, 600)
+
+    def grab(n: int):
+        race.step(n)
+        view.show_race(race, colours)
+        return view.image()
+
+    t0 = time.perf_counter()
+    shots = export.render_frames(grab, 300, frames)
+    render = time.perf_counter() - t0
+    view.close()
+    encode = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        data = export.gif_bytes(shots, keep=colours)
+        encode.append(time.perf_counter() - t0)
+    print(f"\nGIF of {len(shots)} frames, 800x600, {len(colours)} racer colours kept")
+    print(f"{'render s':>10}{'encode s':>10}{'frames/s':>10}{'kB':>8}")
+    enc = statistics.median(encode)
+    print(f"{render:>10.2f}{enc:>10.2f}{len(shots) / (render + enc):>10.1f}{len(data) / 1e3:>8.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--side", type=int, default=256)
+    ap.add_argument("--frames", type=int, default=120, help="GIF frames (default 120)")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     bench_racers(args.repeats, args.steps)
     bench_grid(500, args.side)
+    bench_gif(args.frames, args.repeats)
 
 
 if __name__ == "__main__":

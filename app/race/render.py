@@ -89,6 +89,7 @@ def race_gif(
         return view.image()
 
     try:
-        return export.gif_bytes(export.render_frames(step_and_grab, steps, frames, progress))
+        shots = export.render_frames(step_and_grab, steps, frames, progress)
+        return export.gif_bytes(shots, keep=colours)
     finally:
         view.close()
