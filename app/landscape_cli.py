@@ -41,7 +41,13 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
         dest="span",
         help="the grid spans -R..R on both axes (default: 1 for random, the path otherwise)",
     )
-    p.add_argument("--samples", type=int, default=1000, help="evaluation images (default 1000)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="validation samples to evaluate, evenly spread (default 0: the whole validation "
+        "set when it is small, as for the sine fit; else 1000)",
+    )
     p.add_argument("--bf16", action="store_true", help="bfloat16 preview (approximate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     p.add_argument(
@@ -61,24 +67,40 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_landscape, parser=p)
 
 
+def check_outputs(outs: list[str]) -> str:
+    """Why one of ``outs`` cannot be written ("" when all can), before anything is computed."""
+    for out in outs:
+        path = Path(out).expanduser()
+        if path.suffix.lower() not in FORMATS:
+            return f"{out}: unknown format {path.suffix or '(none)'!r} (use {', '.join(FORMATS)})"
+        folder = path.parent
+        if not folder.is_dir():
+            return f"{out}: the folder {folder} does not exist"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{out}: the folder {folder} is not writable"
+        if path.is_dir():
+            return f"{out}: is a folder, not a file"
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"{out}: the file exists and is not writable"
+    return ""
+
+
 def run_landscape(args: argparse.Namespace) -> int:
-    from app.export import parse_size
+    from app.export import ExportError, parse_size
     from core.landscape import job as lj
     from core.landscape.directions import LandscapeError
-    from core.landscape.plane import Row
+    from core.landscape.plane import Line, Row
     from core.train.data import DataError
 
-    def fail(msg: str) -> int:
+    def fail(msg: str, code: int = 2) -> int:
         print(f"losslab landscape: error: {msg}", file=sys.stderr)
-        return 2
+        return code
 
     if not (args.checkpoint or args.run):
         return fail("give --checkpoint, --run, or both")
-    for out in args.out:
-        if Path(out).suffix.lower() not in FORMATS:
-            return fail(f"{out}: unknown format (use {', '.join(FORMATS)})")
-        if not Path(out).parent.is_dir() and str(Path(out).parent):
-            return fail(f"{out}: the folder {Path(out).parent} does not exist")
+    problem = check_outputs(args.out)
+    if problem:
+        return fail(problem)
     try:
         size = parse_size(args.size)
     except ValueError as exc:
@@ -101,27 +123,37 @@ def run_landscape(args: argparse.Namespace) -> int:
         return fail(str(exc))
     print(f"Run {subject.name!r} ({subject.task}), checkpoint {subject.checkpoint}")
     print(f"Data: {subject.source}")
-    bar = _bar(req.resolution)
+    bar = None
     land = None
     try:
         for e in lj.run(subject, req):
-            if isinstance(e, Row):
+            if isinstance(e, lj.Planned):
+                print(f"Evaluating on {_samples(e.n_eval, e.n_total)}")
+                bar = _bar(len(e.alphas), len(e.betas))
+            elif isinstance(e, Row):
                 bar(e.index + 1)
             elif isinstance(e, lj.Done):
                 land = e.landscape
+                land.meta["seconds"] = round(e.seconds, 2)  # as the window saves it
             elif isinstance(e, lj.Curvature):
                 vals = ", ".join(f"{v:.4g}" for v in e.eigenvalues)
                 print(f"Top Hessian eigenvalues at the checkpoint: {vals}")
+            elif isinstance(e, lj.PathResult | Line):
+                pass  # drawn in the pictures, saved in the .npz
+            else:
+                raise TypeError(f"Unknown landscape event: {type(e).__name__}")
     except (LandscapeError, DataError) as exc:
         return fail(str(exc))
     finally:
-        bar(None)
+        if bar is not None:
+            bar(None)
     assert land is not None
     print(
         f"{len(land.alphas)}x{len(land.betas)} grid, {land.directions} directions, "
-        f"{land.n_eval:,} images, {land.precision}: {time.perf_counter() - t0:.1f} s; "
+        f"{land.n_eval:,} samples, {land.precision}: {time.perf_counter() - t0:.1f} s; "
         f"loss {np.nanmin(land.loss):.5g} .. {np.nanmax(land.loss):.5g}"
     )
+    print(_centre_line(land.meta))
     if land.explained is not None:
         print(
             f"PCA explains {100 * land.explained[0]:.1f}% + {100 * land.explained[1]:.1f}% "
@@ -133,10 +165,43 @@ def run_landscape(args: argparse.Namespace) -> int:
                 land.save(out)
             else:
                 _picture(land, out, size, args.theme == "dark", args.log)
-        except OSError as exc:
-            return fail(f"cannot write {out}: {exc}")
+        except (OSError, ExportError) as exc:
+            kept = _keep(land)
+            where = f"the grid is kept in {kept}" if kept else "the grid could not be kept either"
+            return fail(f"cannot write {out}: {exc}; {where}", 1)
         print(f"Wrote {out}")
     return 0
+
+
+def _samples(n: int, total: int) -> str:
+    if n == total:
+        return f"all {total:,} validation samples"
+    return f"{n:,} of {total:,} validation samples, evenly spread (--samples to change)"
+
+
+def _centre_line(meta: dict) -> str:
+    """The loss at the checkpoint, beside the validation loss Train recorded for it."""
+    line = f"Loss at the checkpoint: {meta.get('centre_loss', float('nan')):.6g}"
+    recorded = meta.get("checkpoint_val_loss")
+    if recorded is not None:
+        line += f" (Train's validation loss for it: {recorded:.6g})"
+    if meta.get("sum_scale", 1.0) != 1.0:
+        line += f"; the summed loss is scaled by {meta['sum_scale']:.4g} to the whole set"
+    return line
+
+
+def _keep(land) -> str:
+    """Save a computed grid that could not be written where asked: in the working folder,
+    else the temporary folder. The path, or "" when neither works."""
+    import tempfile
+
+    name = f"losslab-landscape-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            return str(land.save(folder / name))
+        except OSError:
+            continue
+    return ""
 
 
 def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> None:
@@ -150,11 +215,13 @@ def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> No
 
     apply_theme(app, "dark" if dark else "light")
     ws = LandscapeWorkspace()
-    ws.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
     ws.centre.setParent(None)  # the picture is the plots, at the size asked for
-    ws.centre.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+    # Rendered without ever being shown: render() lays a hidden widget out at its size, and no
+    # platform window is made (the offscreen platform warned "This plugin does not support
+    # propagateSizeHints()" for each shown window).
     ws.centre.resize(*size)
-    ws.centre.show()
+    ws.centre.ensurePolished()
+    ws.centre.layout().activate()
     ws.set_theme(dark)
     ws.log.setChecked(log)
     ws.show_landscape(land)
@@ -166,28 +233,39 @@ def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> No
         else:
             export.write_png(out, export.widget_png(ws.centre, 1.0))
     finally:
-        ws.centre.close()
-        ws.close()
+        # deleted now, while the QApplication lives: widgets left to the interpreter's exit
+        # were destroyed after it, in any order, and crashed now and then (exit code -11)
+        ws.shutdown()
+        ws.centre.deleteLater()
+        ws.deleteLater()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
 
 
-def _bar(total: int):
-    """A tqdm bar on a terminal, dots when piped; call with the rows done, None to finish."""
+def _bar(columns: int, rows: int):
+    """A tqdm bar on a terminal (points, points/s, time left), lines when piped; call it with
+    the rows done, None to finish."""
+    from core.landscape.progress import GridClock
+
+    total = columns * rows
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="row", desc="grid")
+        bar = tqdm(total=total, unit="pt", desc="grid", unit_scale=False)
 
         def update(done):
             if done is None:
                 bar.close()
             else:
-                bar.update(done - bar.n)
+                bar.update(done * columns - bar.n)
 
         return update
 
+    clock = GridClock(total)
+
     def plain(done):
-        if done is not None and (done == total or done % 10 == 0):
-            print(f"grid rows {done}/{total}", flush=True)
+        if done is not None and (done == rows or done % 10 == 0):
+            eta = clock.tick(done * columns).text()
+            print(f"grid rows {done}/{rows}" + (f": {eta}" if eta else ""), flush=True)
 
     return plain
 

@@ -12,6 +12,51 @@ from app.views.surface_view import display_values
 
 N_CONTOURS = 14
 PATH_COLOUR = "#ff6e40"
+# A long run (the sine fit: 2,000 epochs) would pile its epoch markers into one smear hiding
+# "start" and "end": at most this many markers, evenly spaced, and fewer numbered ones.
+MAX_EPOCH_MARKERS = 24
+MAX_EPOCH_LABELS = 8
+
+
+def epoch_marks(epoch_index, n_points: int, most: int = MAX_EPOCH_MARKERS) -> list[tuple[int, int]]:
+    """``(epoch, path index)`` of the epochs to mark: epochs ending on the same recorded point
+    (snapshots are sparser than epochs) share one marker, the latest; at most ``most``, evenly
+    spread over the run, the first and the last always among them."""
+    last_epoch_at: dict[int, int] = {}
+    for epoch, i in enumerate(epoch_index, start=1):
+        if 0 <= i < n_points:
+            last_epoch_at[int(i)] = epoch
+    marks = sorted((e, i) for i, e in last_epoch_at.items())
+    if len(marks) > most:
+        keep = np.unique(np.linspace(0, len(marks) - 1, most).round().astype(int))
+        marks = [marks[k] for k in keep]
+    return marks
+
+
+def labelled_marks(
+    marks: list[tuple[int, int]], coords: np.ndarray, most: int = MAX_EPOCH_LABELS
+) -> list[tuple[int, int]]:
+    """The marks that get their epoch number: at most ``most``, evenly spread, none close to
+    another label (1/20 of the path's extent) or to the start and end points (1/10: their
+    own, wider labels are there). A path slows down near its end and crowds its markers there."""
+    coords = np.asarray(coords, dtype=np.float64)  # (T, 2)
+    n = len(coords)
+    inner = [m for m in marks if 0 < m[1] < n - 1]
+    if len(inner) > most:
+        keep = np.unique(np.linspace(0, len(inner) - 1, most).round().astype(int))
+        inner = [inner[k] for k in keep]
+    extent = np.ptp(coords, axis=0) if n else np.ones(2)
+    scale = np.where(extent > 0, extent, 1.0)
+    ends = [coords[0] / scale, coords[-1] / scale] if n else []
+    placed: list[np.ndarray] = []
+    out = []
+    for epoch, i in inner:
+        p = coords[i] / scale
+        clear_of_ends = all(np.hypot(*(p - q)) >= 1 / 10 for q in ends)
+        if clear_of_ends and all(np.hypot(*(p - q)) >= 1 / 20 for q in placed):
+            out.append((epoch, i))
+            placed.append(p)
+    return out
 
 
 class LandscapeView(pg.GraphicsLayoutWidget):
@@ -66,11 +111,13 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self.scale = "linear"
         self.path_info = None  # core.landscape.job.PathResult
         self.last_hover = ""
+        self._hovered: tuple[float, float, tuple[float, float]] | None = None
 
     # --- the plane -----------------------------------------------------------------------
 
     def set_plane(self, alphas: np.ndarray, betas: np.ndarray) -> None:
         self.hint.setVisible(False)
+        self.clear_hover()  # it described the previous grid
         self.alphas, self.betas = np.asarray(alphas), np.asarray(betas)
         self.loss = np.full((len(betas), len(alphas)), np.nan)
         self.contours.setData([], [])
@@ -90,10 +137,12 @@ class LandscapeView(pg.GraphicsLayoutWidget):
     def set_row(self, index: int, values: np.ndarray) -> None:
         self.loss[index] = values
         self._show(contours=False)
+        self._rehover()
 
     def set_grid(self, loss: np.ndarray) -> None:
         self.loss = np.asarray(loss, dtype=np.float64)
         self._show(contours=True)
+        self._rehover()
 
     def set_scale(self, scale: str) -> None:
         self.scale = scale
@@ -130,23 +179,27 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         if path is None:
             self.path.setData([], [])
             self.epochs.setData([])
+            self._rehover()
             return
         c = path.coords
         self.path.setData(c[:, 0], c[:, 1])
-        idx = [i for i in path.epoch_index if 0 <= i < len(c)]
+        marks = epoch_marks(path.epoch_index, len(c))
+        idx = [i for _, i in marks]
         self.epochs.setData(c[idx, 0], c[idx, 1]) if idx else self.epochs.setData([])
-        for i, text in ((0, "start"), (len(c) - 1, "end")):
-            label = pg.TextItem(text, color="#ffffff", anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+        for epoch, i in labelled_marks(marks, c):
+            label = pg.TextItem(f"{epoch}", color="#ffffff", anchor=(0.5, 1.3))
             label.setPos(c[i, 0], c[i, 1])
             label.setZValue(16)
             self.plot.addItem(label)
             self.labels.append(label)
-        for n, i in enumerate(idx[:-1] if len(idx) > 1 else [], start=1):
-            label = pg.TextItem(f"{n}", color="#ffffff", anchor=(0.5, 1.3))
+        # start and end last and highest: always readable on top of the markers
+        for i, text, anchor in ((0, "start", (1, 0)), (len(c) - 1, "end", (0, 1))):
+            label = pg.TextItem(text, color="#ffffff", anchor=anchor, fill=pg.mkBrush(0, 0, 0, 170))
             label.setPos(c[i, 0], c[i, 1])
-            label.setZValue(16)
+            label.setZValue(20)
             self.plot.addItem(label)
             self.labels.append(label)
+        self._rehover()
 
     # --- hover -----------------------------------------------------------------------------
 
@@ -158,8 +211,22 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         px = vb.viewPixelSize()
         self.hover(float(p.x()), float(p.y()), tolerance=(8 * px[0], 8 * px[1]))
 
+    def clear_hover(self) -> None:
+        """Forget the hovered point (a new grid is coming, or none is shown)."""
+        self._hovered = None
+        self.last_hover = ""
+        self.readout.setText("")
+        self.hover_mark.setData([])
+
+    def _rehover(self) -> None:
+        """The readout follows new rows and paths under a resting mouse, never stale."""
+        if self._hovered is not None and self.loss is not None:
+            a, b, tolerance = self._hovered
+            self.hover(a, b, tolerance)
+
     def hover(self, a: float, b: float, tolerance=(0.05, 0.05)) -> str:
         """Describe the path point near ``(a, b)``, else the grid cell there."""
+        self._hovered = (a, b, tuple(tolerance))
         text = ""
         path = self.path_info
         if path is not None and len(path.coords):

@@ -11,25 +11,25 @@ import html
 import os
 import threading
 
-import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from app.landscape.controls import SIDE_WIDTH, LandscapeControls
+from app.landscape.facts import facts_html, samples_text
+from app.landscape.terrain import show_terrain
 from app.landscape.view import LandscapeView, LinePlot
 from app.workers import Job, describe
 from app.workspace import Export
 from core.landscape import job as lj
 from core.landscape.directions import LandscapeError
 from core.landscape.plane import Landscape, Line, Row
-
-DIRECTION_LABELS = {
-    "random": "random, filter-normalised",
-    "pca": "PCA of the training path",
-    "init-final": "initial -> final weights",
-}
+from core.landscape.progress import GridClock
 
 
 class LandscapeWorkspace(QtWidgets.QWidget):
     message = QtCore.Signal(str)
+    # (kind, path) after a file opened here: kind is "run", "checkpoint" or "landscape" (for
+    # the window's File > Open recent)
+    file_opened = QtCore.Signal(str, str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -47,129 +47,71 @@ class LandscapeWorkspace(QtWidgets.QWidget):
 
     def _build(self) -> None:
         self.view = LandscapeView()
+        self.view.setObjectName("landscape_view")
         self.line = LinePlot()
+        self.line.setObjectName("landscape_line")
         self.facts = QtWidgets.QLabel("")
+        self.facts.setObjectName("landscape_facts")
         self.facts.setWordWrap(True)
         self.facts.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        bottom = QtWidgets.QHBoxLayout()
-        bottom.addWidget(self.line, 3)
-        bottom.addWidget(self.facts, 2)
-        centre = self.centre = QtWidgets.QWidget()
-        cl = QtWidgets.QVBoxLayout(centre)
-        cl.setContentsMargins(0, 0, 0, 0)
+        self.facts.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
+        self.facts.setMinimumWidth(200)
+        facts = QtWidgets.QScrollArea()  # long facts scroll instead of growing the window
+        facts.setWidgetResizable(True)
+        facts.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        facts.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        facts.setWidget(self.facts)
+        self.line.setMinimumSize(200, 120)
+        bottom = QtWidgets.QSplitter()
+        bottom.addWidget(self.line)
+        bottom.addWidget(facts)
+        bottom.setStretchFactor(0, 1)
+        bottom.setStretchFactor(1, 1)
+        bottom.setSizes([560, 500])
+        bottom.setChildrenCollapsible(False)
         self.view_stack = QtWidgets.QStackedWidget()
         self.view_stack.addWidget(self.view)
         self.view3d = None  # app.views.surface3d.Surface3DView, made when first asked for
-        cl.addWidget(self.view_stack, 1)
-        self.line.setMaximumHeight(240)
-        cl.addLayout(bottom)
+        self.view.setMinimumSize(300, 240)
+        # the plane over the line and the facts; the user can trade one for the other
+        vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        vsplit.addWidget(self.view_stack)
+        vsplit.addWidget(bottom)
+        vsplit.setStretchFactor(0, 3)
+        vsplit.setStretchFactor(1, 1)
+        vsplit.setSizes([700, 220])
+        vsplit.setChildrenCollapsible(False)
+        centre = self.centre = QtWidgets.QWidget()
+        cl = QtWidgets.QVBoxLayout(centre)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(vsplit)
 
-        self.source = QtWidgets.QLabel("")
-        self.source.setWordWrap(True)
-        self.source.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        open_run = QtWidgets.QPushButton("Open run...")
-        open_run.setToolTip("A run's JSON (saved by the Train tab or losslab train --out)")
-        open_run.clicked.connect(self.open_run_dialog)
-        open_ck = QtWidgets.QPushButton("Open checkpoint...")
-        open_ck.setToolTip("A checkpoint alone: random directions only (no trajectory)")
-        open_ck.clicked.connect(self.open_checkpoint_dialog)
-        open_land = QtWidgets.QPushButton("Open landscape...")
-        open_land.setToolTip("A landscape saved as .npz")
-        open_land.clicked.connect(self.open_landscape_dialog)
-        src_buttons = QtWidgets.QHBoxLayout()
-        for b in (open_run, open_ck, open_land):
-            src_buttons.addWidget(b)
-
-        self.directions = QtWidgets.QComboBox()
-        for key, label in DIRECTION_LABELS.items():
-            self.directions.addItem(label, key)
-        self.span = QtWidgets.QDoubleSpinBox()
-        self.span.setRange(0.0, 1000.0)
-        self.span.setSingleStep(0.25)
-        self.span.setSpecialValueText("auto")
-        self.span.setValue(0.0)
-        self.span.setToolTip(
-            "The grid covers -range .. range along both directions. auto: 1 for random "
-            "directions, else the projected training path with a margin"
-        )
-        self.resolution = QtWidgets.QSpinBox()
-        self.resolution.setRange(5, 201)
-        self.resolution.setValue(41)
-        self.samples = QtWidgets.QSpinBox()
-        self.samples.setRange(10, 10_000)
-        self.samples.setSingleStep(250)
-        self.samples.setValue(1000)
-        self.samples.setToolTip(
-            "Evaluation samples: spread evenly over the validation set, always the same ones"
-        )
-        self.precision = QtWidgets.QComboBox()
-        self.precision.addItem("fp32 (exact)", "fp32")
-        self.precision.addItem("bfloat16 preview (approximate, ~1% off)", "bf16")
-        self.seed = QtWidgets.QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.eigen = QtWidgets.QSpinBox()
-        self.eigen.setRange(0, 5)
-        self.eigen.setValue(2)
-        self.eigen.setToolTip("Top Hessian eigenvalues at the checkpoint (power iteration)")
-        self.log = QtWidgets.QCheckBox("log colour scale")
+        c = self.controls = LandscapeControls()
+        # the inputs as the workspace's own attributes (the CLI, tests and tour use them)
+        self.source, self.directions, self.span = c.source, c.directions, c.span
+        self.resolution, self.samples, self.precision = c.resolution, c.samples, c.precision
+        self.seed, self.eigen, self.log, self.view3d_box = c.seed, c.eigen, c.log, c.view3d_box
+        self.compute_btn, self.cancel_btn = c.compute_btn, c.cancel_btn
+        self.progress, self.status, self.error = c.progress, c.status, c.error
+        self.png_btn, self.svg_btn, self.npz_btn = c.png_btn, c.svg_btn, c.npz_btn
+        c.open_run_btn.clicked.connect(self.open_run_dialog)
+        c.open_ck_btn.clicked.connect(self.open_checkpoint_dialog)
+        c.open_land_btn.clicked.connect(self.open_landscape_dialog)
         self.log.toggled.connect(self._log_toggled)
-        self.view3d_box = QtWidgets.QCheckBox("3-D terrain")
-        self.view3d_box.setToolTip("The landscape as terrain with the path on it (needs OpenGL)")
         self.view3d_box.toggled.connect(self.set_3d)
-        form = QtWidgets.QFormLayout()
-        form.addRow("Directions", self.directions)
-        form.addRow("Range", self.span)
-        form.addRow("Resolution", self.resolution)
-        form.addRow("Samples", self.samples)
-        form.addRow("Precision", self.precision)
-        form.addRow("Seed", self.seed)
-        form.addRow("Eigenvalues", self.eigen)
-        form.addRow(self.log)
-        form.addRow(self.view3d_box)
-        self.compute_btn = QtWidgets.QPushButton("Compute")
         self.compute_btn.clicked.connect(self.compute)
-        self.cancel_btn = QtWidgets.QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.cancel)
-        run_buttons = QtWidgets.QHBoxLayout()
-        run_buttons.addWidget(self.compute_btn)
-        run_buttons.addWidget(self.cancel_btn)
-        self.progress = QtWidgets.QProgressBar()
-        self.status = QtWidgets.QLabel("")
-        self.status.setWordWrap(True)
-        self.error = QtWidgets.QLabel("")
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #e6194b;")
-        exports = QtWidgets.QHBoxLayout()
-        self.png_btn = QtWidgets.QPushButton("PNG...")
         self.png_btn.clicked.connect(lambda: self.export_dialog("png"))
-        self.svg_btn = QtWidgets.QPushButton("SVG...")
         self.svg_btn.clicked.connect(lambda: self.export_dialog("svg"))
-        self.npz_btn = QtWidgets.QPushButton(".npz...")
         self.npz_btn.clicked.connect(lambda: self.export_dialog("npz"))
-        exports.addWidget(QtWidgets.QLabel("Export"))
-        for b in (self.png_btn, self.svg_btn, self.npz_btn):
-            exports.addWidget(b)
-        side = QtWidgets.QWidget()
-        sl = QtWidgets.QVBoxLayout(side)
-        sl.setContentsMargins(4, 0, 0, 0)
-        box = QtWidgets.QGroupBox("Run")
-        bl = QtWidgets.QVBoxLayout(box)
-        bl.addWidget(self.source)
-        bl.addLayout(src_buttons)
-        sl.addWidget(box)
-        sl.addLayout(form)
-        sl.addLayout(run_buttons)
-        sl.addWidget(self.progress)
-        sl.addWidget(self.status)
-        sl.addWidget(self.error)
-        sl.addStretch(1)
-        sl.addLayout(exports)
-        side.setMinimumWidth(360)
-        split = QtWidgets.QSplitter()
+        split = self.splitter = QtWidgets.QSplitter()
+        split.setObjectName("landscape_splitter")
         split.addWidget(centre)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setSizes([1060, 380])
+        split.addWidget(c)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setChildrenCollapsible(False)
+        split.setSizes([1060, SIDE_WIDTH + 20])
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(split)
@@ -213,14 +155,45 @@ class LandscapeWorkspace(QtWidgets.QWidget):
     def open_run_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open run", "", "Runs (*.json)")
         if path:
-            self.set_source(path, None)
+            self.open_run_file(path)
 
     def open_checkpoint_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
             self, "Open checkpoint", "", "Checkpoints (*.pt)"
         )
         if path:
-            self.set_source(None, path)
+            self.open_checkpoint(path)
+
+    def open_run_file(self, path: str) -> bool:
+        """A run's JSON as the source (read now, so a bad file is said at once)."""
+        from core.train.runs import RunFileError, RunRecord
+
+        try:
+            record = RunRecord.load(path)
+        except (RunFileError, OSError) as exc:
+            self.error.setText(f"Cannot open the run: {exc}")
+            return False
+        if not record.checkpoints:
+            self.error.setText(
+                f"{path} names no checkpoint (the run saved none): open its checkpoint instead"
+            )
+            return False
+        self.set_source(str(path), None)
+        self.file_opened.emit("run", str(path))
+        return True
+
+    def open_checkpoint(self, path: str) -> bool:
+        """A checkpoint alone as the source (read now, so a bad file is said at once)."""
+        from core.train.checkpoints import CheckpointError, load_checkpoint
+
+        try:
+            load_checkpoint(path)
+        except (CheckpointError, OSError) as exc:
+            self.error.setText(f"Cannot open the checkpoint: {exc}")
+            return False
+        self.set_source(None, str(path))
+        self.file_opened.emit("checkpoint", str(path))
+        return True
 
     def open_landscape_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -230,13 +203,19 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.open_landscape(path)
 
     def open_landscape(self, path: str) -> bool:
+        """Show a landscape saved as .npz; False (and the reason below) when it cannot be."""
+        if self.job is not None:
+            self.error.setText("A landscape is being computed: cancel it first")
+            return False
         try:
             land = Landscape.load(path)
         except LandscapeError as exc:
             self.error.setText(str(exc))
             return False
+        self.error.setText("")
         self.show_landscape(land)
-        self.status.setText(f"Opened {html.escape(path)}")
+        self.status.setText(f"Opened {html.escape(str(path))}")
+        self.file_opened.emit("landscape", str(path))
         return True
 
     def show_landscape(self, land: Landscape) -> None:
@@ -245,6 +224,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.view.set_plane(land.alphas, land.betas)
         self.view.set_grid(land.loss)
         x = land.extras
+        self.path = None
         if "path" in x:
             self.path = lj.PathResult(
                 x["path"],
@@ -295,7 +275,9 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.path = None
         self.line.set_line(None, None)
         self.facts.setText("")
+        self.view.clear_hover()  # it described the grid being replaced
         self._rows = 0
+        self._clock: GridClock | None = None
         self._req = req
         self.job = Job(work, self)
         job = self.job
@@ -331,11 +313,18 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         elif isinstance(e, lj.Planned):
             self.view.set_plane(e.alphas, e.betas)
             self.view.set_scale("log" if self.log.isChecked() else "linear")
+            self._clock = GridClock(len(e.alphas) * len(e.betas))
+            self.status.setText(
+                self.status.text() + f"<br>evaluating on {samples_text(e.n_eval, e.n_total)}"
+            )
+            self.progress.setFormat(f"grid row 0/{len(e.betas)}")
         elif isinstance(e, Row):
             self._rows += 1
             self.view.set_row(e.index, e.loss)
-            self.progress.setValue(int(80 * self._rows / self._req.resolution))
-            self.progress.setFormat(f"grid row {self._rows}/{self._req.resolution}")
+            rows = self._req.resolution
+            eta = self._clock.tick(self._rows * rows).text() if self._clock else ""
+            self.progress.setFormat(f"grid row {self._rows}/{rows}" + (f": {eta}" if eta else ""))
+            self.progress.setValue(int(80 * self._rows / rows))
         elif isinstance(e, lj.PathResult):
             self.path = e
             self.view.set_grid(self.view.loss)
@@ -359,38 +348,12 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.progress.setFormat(f"done in {e.seconds:.1f} s")
             self._facts()
             self.message.emit(f"Landscape computed in {e.seconds:.1f} s")
+        else:
+            raise TypeError(f"Unknown landscape event: {type(e).__name__}")
 
     def _facts(self) -> None:
-        land = self.landscape
-        if land is None:
-            return
-        at_centre = float(land.loss[len(land.betas) // 2, len(land.alphas) // 2])
-        lines = [
-            f"<b>{DIRECTION_LABELS.get(land.directions, land.directions)}</b> directions, "
-            f"{len(land.alphas)}x{len(land.betas)} grid over ±{land.alphas[-1]:.3g}, "
-            f"{land.n_eval:,} evaluation images, {land.precision}"
-            + (" <b>(preview: approximate)</b>" if land.precision == "bf16" else ""),
-            f"loss at the checkpoint {at_centre:.5g}, "
-            f"lowest on the plane {np.nanmin(land.loss):.5g}",
-        ]
-        if land.explained is not None:
-            e = land.explained
-            lines.append(
-                f"PCA: the two directions explain {100 * e[0]:.1f}% and {100 * e[1]:.1f}% of "
-                "the path's variance"
-            )
-        if "hessian" in land.extras:
-            vals = ", ".join(f"{v:.4g}" for v in land.extras["hessian"])
-            lines.append(f"top Hessian eigenvalues at the checkpoint: {vals}")
-        if "path_off" in land.extras:
-            off = land.extras["path_off"]
-            lines.append(
-                f"the start of the path lies off the plane by {100 * float(off[0]):.0f}% of "
-                f"its distance to the centre (median over the path "
-                f"{100 * float(np.median(off)):.0f}%): hover a point for its true loss and the "
-                "loss at its projection"
-            )
-        self.facts.setText("<br>".join(lines))
+        if self.landscape is not None:
+            self.facts.setText(facts_html(self.landscape))
 
     def _failed(self, msg: str) -> None:
         self.error.setText(f"Landscape failed: {msg}")
@@ -505,42 +468,7 @@ class LandscapeWorkspace(QtWidgets.QWidget):
     def _update_3d(self) -> None:
         if self.view3d is None or self.view_stack.currentWidget() is not self.view3d:
             return
-        v = self.view
-        if v.loss is None or not np.isfinite(v.loss).any():
-            return
-        from app.views.surface_view import display_transform, display_values
-
-        shown, lo, hi = display_values(v.loss, v.scale)
-        to_shown = display_transform(np.where(np.isfinite(v.loss), v.loss, np.nan), v.scale)
-        xs, ys, loss = v.alphas, v.betas, v.loss
-
-        def height_of(points: np.ndarray) -> np.ndarray:
-            return to_shown(_bilinear(xs, ys, loss, points))
-
-        self.view3d.set_grid(xs, ys, shown, lo, hi, height_of)
-        self.view3d.set_minima(np.zeros((1, 2)))  # the checkpoint, the plane's centre
-        if self.path is not None:
-            inside = np.all(np.abs(self.path.coords) <= max(xs[-1], ys[-1]), axis=1)
-            self.view3d.set_paths([self.path.coords[inside]], ["#ff6e40"])
-        else:
-            self.view3d.set_paths([], [])
-
-
-def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """``grid[iy, ix]`` interpolated at points ``(N, 2)`` (clamped to the grid)."""
-    x = np.clip(pts[:, 0], xs[0], xs[-1])
-    y = np.clip(pts[:, 1], ys[0], ys[-1])
-    i = np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2)
-    j = np.clip(np.searchsorted(ys, y) - 1, 0, len(ys) - 2)
-    tx = (x - xs[i]) / (xs[i + 1] - xs[i])
-    ty = (y - ys[j]) / (ys[j + 1] - ys[j])
-    g = np.nan_to_num(grid, nan=np.nanmax(grid))
-    return (
-        g[j, i] * (1 - tx) * (1 - ty)
-        + g[j, i + 1] * tx * (1 - ty)
-        + g[j + 1, i] * (1 - tx) * ty
-        + g[j + 1, i + 1] * tx * ty
-    )
+        show_terrain(self.view3d, self.view, self.path)
 
 
 __all__ = ["LandscapeWorkspace"]

@@ -29,14 +29,17 @@ from core.landscape.directions import (
 )
 from core.landscape.evaluator import PlaneEvaluator
 from core.landscape.plane import Grid, Landscape, Line, Row, axes, interpolate, path_losses
+from core.landscape.sampling import MAX_SAMPLES, evaluation_set
 from core.train.checkpoints import CheckpointError, load_checkpoint
 from core.train.losses import build_loss
 from core.train.runs import RunFileError, RunRecord
-from core.train.tasks import build_task
+from core.train.tasks import build_task, get_task
 from core.train.training import TrainConfig
 
 DIRECTIONS = ("random", "pca", "init-final")
-COMPILE_WORTH_IT = 1_500 * 1_000  # grid points x images from which compiling pays (measured)
+# grid points x input numbers from which compiling pays (measured on LeNet: 1,500 points of
+# 1,000 28x28 images); the sine fit's 3 numbers a sample never get there
+COMPILE_WORTH_IT = 1_500 * 1_000 * 784
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Subject:
     task: str
     model: nn.Module
     loss_fn: nn.Module
-    x: torch.Tensor  # the whole validation set; a request uses its first `samples`
+    x: torch.Tensor  # the whole validation set Train used (a request may sample it)
     y: torch.Tensor
     classes: int
     source: str  # where the data came from
@@ -56,6 +59,7 @@ class Subject:
     epoch_steps: list[int] = field(default_factory=list)  # the step that ended each epoch
     checkpoint: str = ""
     checkpoint_epoch: int | None = None
+    checkpoint_val_loss: float | None = None  # the validation loss Train recorded for it
 
 
 def load_subject(
@@ -94,11 +98,13 @@ def load_subject(
             f"the checkpoint is for task {ck.get('task')!r}, the run for {config.task!r}"
         )
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    # the validation set Train used: the same task, data, limit and dtype
     setup = build_task(
         config.task,
         seed=config.seed,
         dataset=config.dataset,
         data_dir=data_dir or config.data_dir,
+        limit=config.limit,
         activation=config.activation,
         dtype=dtype,
     )
@@ -119,7 +125,7 @@ def load_subject(
         name=(record.name if record else "") or Path(checkpoint).stem,
         task=config.task,
         model=model,
-        loss_fn=build_loss(config.loss),
+        loss_fn=build_loss(config.loss or get_task(config.task).loss),
         x=setup.val_x,
         y=setup.val_y,
         classes=setup.classes,
@@ -129,7 +135,15 @@ def load_subject(
         epoch_steps=[int(r["step"]) for r in (record.epochs if record else [])],
         checkpoint=str(checkpoint),
         checkpoint_epoch=ck.get("epoch"),
+        checkpoint_val_loss=_float_or_none(ck.get("val_loss")),
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,9 @@ class Request:
     # directions, else the projected training path with a 25% margin)
     span: float = 0.0
     resolution: int = 41
-    samples: int = 1000  # evaluation samples, evenly spread over the validation set
+    # validation samples to evaluate, evenly spread; 0: automatic (the whole set when it is
+    # small, else 1,000: see core.landscape.sampling)
+    samples: int = 0
     precision: str = "fp32"
     seed: int = 0
     eigenvalues: int = 2  # top Hessian eigenvalues to compute (0: none)
@@ -161,8 +177,14 @@ class Request:
         if self.span != 0:
             axes(self.span, self.resolution)
         axes(1.0, self.resolution)
-        if not (isinstance(self.samples, int) and 1 <= self.samples <= 100_000):
-            raise LandscapeError(f"Invalid samples: {self.samples!r} (1 .. 100,000)")
+        if not (
+            isinstance(self.samples, int)
+            and not isinstance(self.samples, bool)
+            and 0 <= self.samples <= MAX_SAMPLES
+        ):
+            raise LandscapeError(
+                f"Invalid samples: {self.samples!r} (0 for automatic, or 1 .. {MAX_SAMPLES:,})"
+            )
         if self.precision not in ("fp32", "bf16"):
             raise LandscapeError(f"Invalid precision: {self.precision!r} (fp32 or bf16)")
         if self.compile not in ("auto", "on", "off"):
@@ -178,6 +200,7 @@ class Planned:
     directions: str
     explained: np.ndarray | None
     n_eval: int
+    n_total: int = 0  # samples in the validation set (n_eval of them are evaluated)
 
 
 @dataclass(frozen=True)
@@ -211,11 +234,8 @@ def run(
     req.check(subject)
     t0 = time.perf_counter()
     model = subject.model
-    # evenly spread over the validation set (the sine fit's points are sorted by x: its first
-    # half alone would be half the curve), and always the same ones
-    n = len(subject.x)
-    idx = torch.linspace(0, n - 1, min(req.samples, n)).round().long()
-    x, y = subject.x[idx], subject.y[idx]
+    data = evaluation_set(subject.x, subject.y, subject.loss_fn, req.samples)
+    x, y, loss_fn = data.x, data.y, data.loss_fn
     centre = flat_parameters(model)
     explained = None
     if req.directions == "random":
@@ -226,9 +246,7 @@ def run(
         d1, d2 = init_final_directions(
             torch.as_tensor(subject.trajectory[0], dtype=centre.dtype), model, req.seed
         )
-    ev = PlaneEvaluator(
-        model, subject.loss_fn, x, y, centre, d1, d2, subject.classes, req.precision
-    )
+    ev = PlaneEvaluator(model, loss_fn, x, y, centre, d1, d2, subject.classes, req.precision)
     coords = off = None
     if subject.trajectory is not None:
         coords, off = project(
@@ -242,16 +260,18 @@ def run(
     alphas = axes(span, req.resolution)
     betas = alphas.copy()
     compiled = req.compile == "on" or (
-        req.compile == "auto" and req.resolution**2 * req.samples >= COMPILE_WORTH_IT
+        req.compile == "auto" and req.resolution**2 * x.numel() >= COMPILE_WORTH_IT
     )
     if compiled:
         ev.compile()
-    yield Planned(alphas, betas, req.directions, explained, len(x))
+    yield Planned(alphas, betas, req.directions, explained, data.n, data.total)
+    # the checkpoint itself, exactly (an even resolution has no grid point there)
+    centre_loss, centre_acc = ev.at(0.0, 0.0)
     grid = Grid(ev, alphas, betas)
     yield from grid.rows()
     extras: dict[str, Any] = {}
     if coords is not None:
-        true_loss = path_losses(model, subject.loss_fn, x, y, subject.trajectory)
+        true_loss = path_losses(model, loss_fn, x, y, subject.trajectory)
         plane_loss = np.array([ev.at(float(a), float(b))[0] for a, b in coords])
         epoch_index = [
             int(np.searchsorted(subject.steps, s, side="right") - 1) for s in subject.epoch_steps
@@ -268,7 +288,7 @@ def run(
         yield path
         start = torch.as_tensor(subject.trajectory[0], dtype=centre.dtype)
         line = interpolate(
-            model, subject.loss_fn, x, y, start, centre, req.line_points, classes=subject.classes
+            model, loss_fn, x, y, start, centre, req.line_points, classes=subject.classes
         )
         extras |= {"line_t": line.t, "line_loss": line.loss}
         yield line
@@ -276,7 +296,7 @@ def run(
         try:
             values, _ = hessian_eigs(
                 model,
-                subject.loss_fn,
+                loss_fn,
                 x,
                 y,
                 k=req.eigenvalues,
@@ -309,6 +329,11 @@ def run(
             "compiled": ev.compiled,
             "seed": req.seed,
             "source": subject.source,
+            "n_total": data.total,
+            "sum_scale": data.scale,
+            "centre_loss": centre_loss,
+            "centre_acc": centre_acc,
+            "checkpoint_val_loss": subject.checkpoint_val_loss,
         },
         extras,
     )

@@ -1,9 +1,8 @@
 """losslab landscape: headless, from a run's checkpoint and record, to PNG, SVG and .npz."""
 
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,55 +12,35 @@ from core.landscape.plane import Landscape
 from core.train.runs import RunRecord
 from core.train.training import TrainConfig, train
 
-
-def losslab(*args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+FAST = ["--grid", "5", "--eigenvalues", "0"]
 
 
 @pytest.fixture(scope="module")
-def run_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(
-        task="lenet", dataset="synthetic", limit=256, epochs=2, checkpoint=str(folder / "b.pt")
-    )
-    rec = RunRecord.for_config(cfg, "tiny")
+def sine_run(tmp_path_factory):
+    """A short sine fit (summed MSE over its 2,000 points) with its record and checkpoint."""
+    folder = tmp_path_factory.mktemp("sine")
+    cfg = TrainConfig(task="sine", epochs=40, checkpoint=str(folder / "best.pt"))
+    rec = RunRecord.for_config(cfg, "sine")
     for e in train(cfg):
         rec.add(e)
     rec.save(folder / "run.json")
-    return folder
+    return folder / "run.json"
 
 
-def test_landscape_writes_png_svg_and_npz(run_files, tmp_path):
+def test_landscape_writes_png_svg_and_npz_and_no_qt_warnings(losslab, trained_run, tmp_path):
+    """A child process: Qt's start-up and its warnings on stderr need a fresh interpreter."""
     outs = [tmp_path / f"land.{ext}" for ext in ("png", "svg", "npz")]
-    args = [
-        "landscape",
-        "--checkpoint",
-        str(run_files / "b.pt"),
-        "--run",
-        str(run_files / "run.json"),
-        "--directions",
-        "pca",
-        "--grid",
-        "7",
-        "--samples",
-        "40",
-        "--eigenvalues",
-        "1",
-        "--size",
-        "900x700",
-    ]
+    args = ["landscape", "--checkpoint", trained_run.checkpoint, "--run", trained_run.record]
+    args += ["--directions", "pca", "--grid", "7", "--samples", "40", "--eigenvalues", "1"]
+    args += ["--size", "900x700"]
     for o in outs:
-        args += ["--out", str(o)]
+        args += ["--out", o]
     out = losslab(*args)
     assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # no Qt warnings (the offscreen platform's propagateSizeHints)
     assert "grid rows 7/7" in out.stdout and "PCA explains" in out.stdout
+    assert "points/s" in out.stdout  # the speed of the grid
+    assert "40 of 64 validation samples" in out.stdout
     assert "NOT MNIST" in out.stdout  # the data is named plainly
     with Image.open(outs[0]) as im:
         assert im.size == (900, 700)
@@ -74,23 +53,93 @@ def test_landscape_writes_png_svg_and_npz(run_files, tmp_path):
     assert np.abs(land.extras["path"]).max() <= land.alphas[-1]
 
 
-def test_landscape_errors_are_messages(run_files, tmp_path):
-    out = losslab(
-        "landscape", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.npz")
+def test_the_sine_fits_checkpoint_value_is_its_validation_loss(cli, sine_run, tmp_path):
+    """Train said 8.85 where the landscape said 4.43: half the points, summed (#12.4)."""
+    recorded = RunRecord.load(sine_run).checkpoints[-1]["val_loss"]
+    out = cli("landscape", "--run", sine_run, *FAST, "--out", tmp_path / "l.npz")
+    assert out.returncode == 0, out.stderr
+    assert "all 2,000 validation samples" in out.stdout
+    assert f"Train's validation loss for it: {recorded:.6g}" in out.stdout
+    land = Landscape.load(tmp_path / "l.npz")
+    assert land.meta["centre_loss"] == pytest.approx(recorded, rel=1e-5)
+    assert land.loss[2, 2] == pytest.approx(recorded, rel=1e-5)
+
+
+def test_lenets_checkpoint_value_is_its_validation_loss(cli, trained_run, tmp_path):
+    recorded = RunRecord.load(trained_run.record).checkpoints[-1]["val_loss"]
+    out = cli(
+        "landscape", "--checkpoint", trained_run.checkpoint, *FAST, "--out", tmp_path / "l.npz"
     )
+    assert out.returncode == 0, out.stderr
+    assert "all 64 validation samples" in out.stdout  # the run's own (limited) validation set
+    land = Landscape.load(tmp_path / "l.npz")
+    assert land.meta["centre_loss"] == pytest.approx(recorded, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("out", "says"),
+    [
+        ("missing/x.png", "missing: the folder"),
+        ("x.gif", "unknown format '.gif'"),
+        ("x", "unknown format '(none)'"),
+        (".", "unknown format"),
+        ("folder.png", "is a folder, not a file"),
+    ],
+)
+def test_output_paths_are_checked_before_computing(cli, trained_run, tmp_path, out, says):
+    (tmp_path / "folder.png").mkdir()
+    path = tmp_path / out
+    got = cli("landscape", "--checkpoint", trained_run.checkpoint, "--out", tmp_path / "ok.npz",
+              "--out", path)  # fmt: skip
+    assert got.returncode == 2
+    assert str(path) in got.stderr and says.split(": ")[-1] in got.stderr
+    assert got.stdout == ""  # nothing loaded, nothing computed
+    assert not (tmp_path / "ok.npz").exists()
+
+
+def test_a_read_only_folder_is_said_before_computing(cli, trained_run, tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_access = os.access
+    # as if the folder were read-only (chmod alone does not stop root, who runs CI here)
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != folder and real_access(p, mode))
+    got = cli("landscape", "--checkpoint", trained_run.checkpoint, "--out", folder / "x.png")
+    assert got.returncode == 2 and f"the folder {folder} is not writable" in got.stderr
+    assert got.stdout == ""
+
+
+def test_a_failed_write_keeps_the_grid_and_says_where(cli, trained_run, tmp_path, monkeypatch):
+    import app.landscape_cli as lc
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lc, "_picture", full_disk)
+    monkeypatch.chdir(tmp_path)
+    got = cli("landscape", "--checkpoint", trained_run.checkpoint, *FAST, "--out", "l.png")
+    assert got.returncode == 1
+    assert "cannot write l.png" in got.stderr and "No space left" in got.stderr
+    kept = list(tmp_path.glob("losslab-landscape-*.npz"))
+    assert len(kept) == 1 and str(kept[0]) in got.stderr
+    land = Landscape.load(kept[0])
+    assert land.loss.shape == (5, 5) and np.isfinite(land.loss).all()
+    assert "Traceback" not in got.stderr
+
+
+def test_landscape_errors_are_messages(cli, trained_run, tmp_path):
+    npz, run, ck = tmp_path / "x.npz", trained_run.record, trained_run.checkpoint
+    out = cli("landscape", "--checkpoint", tmp_path / "nope.pt", "--out", npz)
     assert out.returncode == 2 and "no checkpoint at" in out.stderr
-    out = losslab(
-        "landscape",
-        "--checkpoint",
-        str(run_files / "b.pt"),
-        "--directions",
-        "pca",
-        "--out",
-        str(tmp_path / "x.npz"),
-    )
+    out = cli("landscape", "--checkpoint", ck, "--directions", "pca", "--out", npz)
     assert out.returncode == 2 and "need the run's recorded trajectory" in out.stderr
-    out = losslab(
-        "landscape", "--run", str(run_files / "run.json"), "--out", str(tmp_path / "x.gif")
-    )
-    assert out.returncode == 2 and "unknown format" in out.stderr
-    assert "Traceback" not in out.stderr
+    out = cli("landscape", "--run", run, "--samples", "-3", "--out", npz)
+    assert out.returncode == 2 and "Invalid samples" in out.stderr
+    out = cli("landscape", "--run", run, "--grid", "2", "--out", npz)
+    assert out.returncode == 2 and "Invalid resolution" in out.stderr
+    out = cli("landscape", "--out", npz)
+    assert out.returncode == 2 and "give --checkpoint, --run, or both" in out.stderr
+    out = cli("landscape", "--run", run, "--size", "9x9", "--out", tmp_path / "x.png")
+    assert out.returncode == 2 and "out of range" in out.stderr
+    out = cli("landscape", "--run", run, "--grid", "many", "--out", npz)
+    assert out.returncode == 2 and "invalid int value" in out.stderr  # argparse's own
+    assert not npz.exists() and "Traceback" not in out.stderr

@@ -1,0 +1,50 @@
+"""The landscape as 3-D terrain: the plane's heights, the checkpoint and the projected path."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.landscape.view import PATH_COLOUR
+
+
+def show_terrain(view3d, view, path) -> None:
+    """Draw ``view``'s grid (a LandscapeView) on ``view3d`` (a Surface3DView), with ``path``
+    (a PathResult, or None) where it lies over the grid."""
+    if view.loss is None or not np.isfinite(view.loss).any():
+        return
+    from app.views.surface_view import display_transform, display_values
+
+    shown, lo, hi = display_values(view.loss, view.scale)
+    to_shown = display_transform(np.where(np.isfinite(view.loss), view.loss, np.nan), view.scale)
+    xs, ys, loss = view.alphas, view.betas, view.loss
+
+    def height_of(points: np.ndarray) -> np.ndarray:
+        return to_shown(_bilinear(xs, ys, loss, points))
+
+    view3d.set_grid(xs, ys, shown, lo, hi, height_of)
+    view3d.set_minima(np.zeros((1, 2)))  # the checkpoint, the plane's centre
+    if path is not None:
+        inside = np.all(np.abs(path.coords) <= max(xs[-1], ys[-1]), axis=1)
+        view3d.set_paths([path.coords[inside]], [PATH_COLOUR])
+    else:
+        view3d.set_paths([], [])
+
+
+def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """``grid[iy, ix]`` interpolated at points ``(N, 2)`` (clamped to the grid)."""
+    x = np.clip(pts[:, 0], xs[0], xs[-1])
+    y = np.clip(pts[:, 1], ys[0], ys[-1])
+    i = np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2)
+    j = np.clip(np.searchsorted(ys, y) - 1, 0, len(ys) - 2)
+    tx = (x - xs[i]) / (xs[i + 1] - xs[i])
+    ty = (y - ys[j]) / (ys[j + 1] - ys[j])
+    g = np.nan_to_num(grid, nan=np.nanmax(grid))
+    return (
+        g[j, i] * (1 - tx) * (1 - ty)
+        + g[j, i + 1] * tx * (1 - ty)
+        + g[j + 1, i] * (1 - tx) * ty
+        + g[j + 1, i + 1] * tx * ty
+    )
+
+
+__all__ = ["show_terrain"]
