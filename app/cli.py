@@ -18,7 +18,7 @@ from core.optimizers import (
 )
 from core.train import data as data_mod
 from core.train.losses import LOSSES, LossSpec
-from core.train.runs import RunRecord
+from core.train.runs import OutputPathError, RunRecord, check_output_path, save_fallback
 from core.train.tasks import TASKS, default_hyper, get_task
 from core.train.training import (
     Checkpoint,
@@ -32,6 +32,21 @@ from core.train.training import (
 )
 
 TASK_NAMES = {k.replace("_", "-"): k for k in TASKS}
+EXIT_DIVERGED = 3  # the run stopped because the loss diverged (NaN/inf, or exploded)
+EPILOG = (
+    "Exit status: 0 the run completed; 1 an error (data, checkpoint, a file that could not be "
+    "written) or the run was stopped; 2 bad options; 3 the training diverged (the loss became "
+    "NaN/inf or exploded; the run stops there and says what to try); 130 interrupted."
+)
+DATA_HINT = (
+    "On the command line: --download fetches MNIST, --data-dir DIR reads it from a folder, "
+    "--dataset synthetic trains on offline digits."
+)
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 epoch``, ``2 epochs``, ``1,875 steps``."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def _key_values(items: list[str], what: str) -> dict[str, str]:
@@ -49,6 +64,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model headless (sine fit, linear regression, LeNet-5)",
         description="Real PyTorch training with the tutorials' defaults; every option overrides.",
+        epilog=EPILOG,
     )
     p.add_argument("task", choices=sorted(TASK_NAMES), help="what to train")
     g = p.add_argument_group("loss")
@@ -175,33 +191,72 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        # before any training: a long run must not end in "cannot write" and lose its record
+        for option, path, what in (
+            ("--out", args.out, "the run record"),
+            ("--checkpoint", args.checkpoint, "the checkpoint"),
+        ):
+            if path:
+                try:
+                    check_output_path(path, what)
+                except OutputPathError as exc:
+                    raise ValueError(f"{option}: {exc}") from None
     except ValueError as exc:
         args.parser.error(str(exc))
     if args.download and _download(config) != 0:
         return 1
     record = RunRecord.for_config(config)
     out = _Output(args.quiet, args.log_every)
+    code = None
     try:
         for event in train(config):
             record.add(event)
             out.show(event)
-    except (data_mod.DataError, CheckpointError, OSError) as exc:
+    except data_mod.DataError as exc:
         out.close()
-        print(f"losslab train: error: {exc}", file=sys.stderr)
+        _error(f"{exc}\n{DATA_HINT}")
         return 1
+    except ValueError as exc:  # a setting torch refuses when it builds the run (a scheduler's)
+        out.close()
+        _error(str(exc))
+        return 2
+    except (CheckpointError, OSError) as exc:
+        out.close()
+        _error(str(exc))
+        code, record.finished = 1, record.finished or {"status": "failed", "message": str(exc)}
     except KeyboardInterrupt:
         out.close()
         print("losslab train: interrupted", file=sys.stderr)
-        return 130
+        code, record.finished = 130, {"status": "stopped", "message": "interrupted"}
     out.close()
-    if args.out:
+    # what was trained is saved even when the run failed or was interrupted
+    if args.out and (record.steps["step"] or code is None) and not _save(record, args.out):
+        code = code or 1
+    if code is not None:
+        return code
+    status = record.finished.get("status")
+    return 0 if status == "completed" else (EXIT_DIVERGED if status == "diverged" else 1)
+
+
+def _error(text: str) -> None:
+    print(f"losslab train: error: {text}", file=sys.stderr)
+
+
+def _save(record: RunRecord, path: str) -> bool:
+    """Write the record to ``path``, else to a fallback place; say where. True when ``path``."""
+    try:
+        record.save(path)
+    except OSError as exc:
+        _error(f"cannot write {path}: {exc.strerror or exc}")
         try:
-            record.save(args.out)
-        except OSError as exc:
-            print(f"losslab train: error: cannot write {args.out}: {exc}", file=sys.stderr)
-            return 1
-        print(f"Run record written to {args.out}")
-    return 0 if record.finished.get("reason") == "completed" else 1
+            where = save_fallback(record, path)
+        except OSError as again:
+            _error(f"the run record is lost: {again}")
+        else:
+            print(f"The run record was saved to {where} instead", file=sys.stderr)
+        return False
+    print(f"Run record written to {path}")
+    return True
 
 
 def _download(config: TrainConfig) -> int:
@@ -300,7 +355,9 @@ class _Output:
     def _finish(self, e: Finished) -> None:
         self.close()
         final = e.final
-        parts = [f"Finished ({e.reason}) after {e.epochs} epochs, {e.steps} steps"]
+        parts = [
+            f"Finished ({e.status}) after {plural(e.epochs, 'epoch')}, {plural(e.steps, 'step')}"
+        ]
         if final.get("val_loss") is not None:
             parts.append(f"val loss {final['val_loss']:.6g}")
         if final.get("val_accuracy") is not None:
@@ -311,7 +368,14 @@ class _Output:
         for key in ("polynomial", "line"):
             if key in final:
                 print(final[key], flush=True)
-        if e.message:
+        if e.divergence is not None:
+            d = e.divergence
+            print(
+                f"Diverged in epoch {d.epoch}: {d.reason}. Try: {d.advice}.",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif e.message:
             print(e.message, file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -1,14 +1,15 @@
 """MNIST from IDX files: parsing, verified downloads into a per-user cache, and an offline
 stand-in that is clearly labelled as what it is.
 
-Where data comes from, in order: a folder the caller names (``--data-dir`` / ``LOSSLAB_DATA_DIR``),
-else the per-user cache; a download happens only when asked. If only the official 10,000-image
+Where data comes from, in order: a folder the caller names (or ``LOSSLAB_DATA_DIR``), else the
+per-user cache; a download happens only when asked. If only the official 10,000-image
 *test* set is present, LeNet trains on a fixed 8,000-image split of it and validates on the
 other 2,000, and the :class:`Dataset` says so in its ``source`` text.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -143,7 +144,7 @@ def download(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
-            f"cannot create {folder} ({exc.strerror}); choose another --data-dir"
+            f"cannot create {folder} ({exc.strerror}); choose another data folder"
         ) from None
     out = []
     for name in names:
@@ -163,7 +164,7 @@ def download(
             raise DataError(
                 f"could not download {name}: " + "; ".join(errors) + ". "
                 f"Without network, copy the MNIST .gz files into {folder} "
-                f"(or point --data-dir / {ENV_VAR} at a folder that has them)."
+                f"(or choose a data folder that has them, or set {ENV_VAR} to one)."
             )
         out.append(target)
     return out
@@ -269,19 +270,23 @@ def load_mnist(folder: str | os.PathLike | None = None, limit: int | None = None
         )
     else:
         raise DataError(
-            f"no MNIST files in {root}. Download them (losslab train lenet --download), copy "
-            f"the four .gz files there, point --data-dir or {ENV_VAR} at a folder that has "
-            "them, or use --dataset synthetic for an offline demo."
+            f"no MNIST files in {root}. Download them, copy the four .gz files there, choose "
+            f"a data folder that has them (or set {ENV_VAR} to one), or train on the "
+            "synthetic digits for an offline demo."
         )
     if limit:
         tx, ty, vx, vy = tx[:limit], ty[:limit], vx[: max(1, limit // 4)], vy[: max(1, limit // 4)]
     return Dataset(tx, ty, vx, vy, "MNIST", source)
 
 
+@functools.lru_cache(maxsize=2)
 def synthetic_digits(n_train: int = 4000, n_val: int = 1000, seed: int = 0) -> Dataset:
     """Offline stand-in: digits drawn with a font, randomly shifted, rotated, scaled and noised.
 
     It is *not* MNIST and says so; it exists so the LeNet demo runs with no data at all.
+    Drawing 5,000 digits took ~1 s per run (each test, each GUI start); the same arguments
+    give the same digits, so the last two sets are kept (16 MB each). Nothing writes into a
+    Dataset's tensors: training indexes copies out of them.
     """
     from PIL import Image, ImageDraw, ImageFont
 

@@ -10,17 +10,29 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import __version__, fileio
-from core.train.training import Checkpoint, Epoch, Event, Finished, Started, Step, TrainConfig
+from core.train.training import (
+    Checkpoint,
+    Divergence,
+    Epoch,
+    Event,
+    Finished,
+    Started,
+    Step,
+    TrainConfig,
+)
 
 RUN_FORMAT = "losslab-run-1"
 RUNS_FORMAT = "losslab-runs-1"  # several runs' curves in one file
+RUNS_ENV = "LOSSLAB_RUNS_DIR"
 
 
 class RunFileError(ValueError):
@@ -76,6 +88,8 @@ class RunRecord:
                 "epochs": event.epochs,
                 "steps_per_epoch": event.steps_per_epoch,
                 "n_train": event.n_train,
+                "start_epoch": event.start_epoch,
+                "hyper": dict(event.hyper),  # what the optimizer really used (after a resume)
             }
         elif isinstance(event, Checkpoint):
             self.checkpoints.append(
@@ -83,16 +97,23 @@ class RunRecord:
             )
         elif isinstance(event, Finished):
             self.finished = {
-                "reason": event.reason,
+                "status": event.status,
                 "epochs": event.epochs,
                 "steps": event.steps,
                 "best_epoch": event.best_epoch,
                 "best_val_loss": event.best_val_loss,
                 "final": event.final,
                 "message": event.message,
+                "divergence": asdict(event.divergence) if event.divergence else None,
             }
             self.snapshot_steps = event.snapshot_steps
             self.snapshots = event.snapshots
+
+    @property
+    def divergence(self) -> Divergence | None:
+        """Where and why the run diverged (``finished["divergence"]``), else None."""
+        d = self.finished.get("divergence")
+        return Divergence(**d) if d else None
 
     def to_json(self, trajectory_file: str | None = None) -> dict[str, Any]:
         return _finite(
@@ -139,6 +160,12 @@ class RunRecord:
                 finished=dict(data.get("finished") or {}),
             )
             TrainConfig.from_dict(rec.config)
+            if "reason" in rec.finished:  # files from before "status" (and "divergence")
+                rec.finished.setdefault("status", rec.finished.pop("reason"))
+            d = rec.finished.get("divergence")
+            if d is not None:
+                d = Divergence(int(d["step"]), int(d["epoch"]), str(d["reason"]), str(d["advice"]))
+                rec.finished["divergence"] = asdict(d)
             lengths = {len(v) for v in rec.steps.values()}
             if not {"step", "loss"} <= set(rec.steps) or len(lengths) > 1:
                 raise ValueError("the step columns are missing or of different lengths")
@@ -166,6 +193,63 @@ class RunRecord:
             except (OSError, KeyError, ValueError) as exc:
                 raise RunFileError(f"{traj_path}: cannot read the trajectory ({exc})") from None
         return rec
+
+
+class OutputPathError(ValueError):
+    """A file cannot be written where it was asked for; the message names the path and why."""
+
+
+def check_output_path(path: str | os.PathLike, what: str = "the file") -> Path:
+    """Make sure ``path`` can be written *before* the work that fills it starts.
+
+    The folder must exist and take a new file, and ``path`` must not be a folder. Returns the
+    path; :class:`OutputPathError` otherwise (a run of many minutes should not end in a
+    "cannot write" that loses it).
+    """
+    target = Path(path).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        raise OutputPathError(f"cannot write {what} to {target}: it is a folder, not a file")
+    if not folder.exists():
+        raise OutputPathError(
+            f"cannot write {what} to {target}: the folder {folder} does not exist"
+        )
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {what} to {target}: {folder} is not a folder")
+    try:  # permissions alone do not tell (read-only mounts, /proc, ACLs): try it
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".losslab-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputPathError(f"cannot write {what} to {target}: {folder}: {reason}") from None
+    return target
+
+
+def runs_dir() -> Path:
+    """Where runs are kept when no place was named: ``$LOSSLAB_RUNS_DIR`` or the user's data
+    folder (the Train workspace keeps its runs there too)."""
+    env = os.environ.get(RUNS_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("losslab")) / "runs"
+
+
+def save_fallback(record: RunRecord, wanted: str | os.PathLike) -> Path:
+    """Save ``record`` somewhere when ``wanted`` failed: the runs folder, else the current
+    folder, else the temporary folder, under ``wanted``'s name and the time. Returns where;
+    ``OSError`` only when none of them takes it."""
+    stem = Path(wanted).stem or "run"
+    name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    errors = []
+    for folder in (runs_dir(), Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return record.save(folder / name)
+        except OSError as exc:
+            errors.append(f"{folder}: {exc.strerror or exc}")
+    raise OSError("no folder takes the run record (" + "; ".join(errors) + ")")
 
 
 def save_runs(records: list[RunRecord], path: str | os.PathLike) -> Path:
@@ -218,4 +302,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["RUNS_FORMAT", "RUN_FORMAT", "RunFileError", "RunRecord", "load_runs", "save_runs"]
+__all__ = [
+    "RUNS_FORMAT",
+    "RUN_FORMAT",
+    "OutputPathError",
+    "RunFileError",
+    "RunRecord",
+    "check_output_path",
+    "load_runs",
+    "runs_dir",
+    "save_fallback",
+    "save_runs",
+]

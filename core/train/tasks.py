@@ -143,6 +143,7 @@ class TaskSetup:
     source: str  # one line: where the data came from, how it is split
     describe: Callable[[nn.Module], dict[str, Any]]  # task-specific live figures per epoch
     classes: int = 0  # > 0 for classification: accuracy and confusion matrices apply
+    label: str = ""  # what this run trains, when the data changes it ("LeNet-5 on synthetic...")
 
 
 def build_task(
@@ -213,6 +214,7 @@ def build_task(
             ds.source,
             lambda m: {},
             classes=10,
+            label=f"LeNet-5 on {ds.name}",
         )
     if key == "cnn":
         g = torch.Generator().manual_seed(seed + 1)

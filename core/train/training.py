@@ -10,7 +10,6 @@ memory budget.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 import time
@@ -24,7 +23,6 @@ from torch import nn
 
 from core.history import History
 from core.optimizers import (
-    OptimizerSpec,
     SchedulerSpec,
     build_optimizer,
     build_scheduler,
@@ -40,114 +38,28 @@ from core.train.checkpoints import (
     save_checkpoint,
     write_checkpoint,
 )
-from core.train.losses import LossSpec, build_loss, check_loss_for_task
+from core.train.config import TrainConfig
+from core.train.losses import build_loss
 from core.train.models import count_parameters, summary
-from core.train.tasks import TaskSetup, build_task, get_task
+from core.train.tasks import TaskSetup, build_task
 
-Form = Literal["module", "numpy", "autograd"]
 CHECKPOINT_EVERY_S = 2.0  # the best checkpoint goes to disk at most this often, and at the end
 PREVIEW_SAMPLES = 32  # validation images whose predictions every Epoch reports
+# A finite loss this many times its start (floored at 1, so a near-zero start, as when resuming
+# a converged fit, does not make a harmless blip count) has exploded. From there the weights
+# are huge, the next steps overflow float32 to inf/NaN within a few updates, and nothing in the
+# same run brings them back: lenet at lr 50 went 2.3 -> 6.7e25 and ended at 9.9% accuracy.
+EXPLODE_FACTOR = 1e6
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run as plain data. ``None`` fields take the task's tutorial defaults."""
+class Divergence:
+    """Where and why a run was stopped as diverged, and what to try instead (plain words)."""
 
-    task: str = "sine"
-    loss: LossSpec | None = None
-    optimizer: OptimizerSpec | None = None
-    scheduler: SchedulerSpec | None = None
-    scheduler_interval: Literal["epoch", "step"] = "epoch"
-    clip_norm: float | None = None  # clip_grad_norm_(max_norm) when set
-    epochs: int | None = None
-    batch_size: int | None = None  # 0 = full batch
-    seed: int = 0
-    device: str = "cpu"  # cpu, cuda or auto
-    form: Form = "module"  # sine fit only: which of the tutorial's three forms runs
-    activation: str = "relu"  # LeNet: relu or tanh
-    dataset: str = "auto"  # LeNet: auto (MNIST found locally), mnist, synthetic
-    data_dir: str | None = None
-    limit: int | None = None  # keep only this many training images (tests, demos)
-    log_every: int = 100  # batches between progress lines (the tutorial's cadence)
-    snapshots: int = 100  # about this many parameter snapshots over the run
-    checkpoint: str | None = None  # where the best model by validation loss is written
-    resume: str | None = None  # a checkpoint to continue from
-    dtype: Literal["float32", "float64"] = "float32"
-
-    def resolved(self) -> TrainConfig:
-        """The config with task defaults filled in, validated; ``ValueError`` on bad input."""
-        info = get_task(self.task)
-        c = dataclasses.replace(
-            self,
-            loss=self.loss or info.loss,
-            optimizer=self.optimizer or info.optimizer,
-            epochs=info.epochs if self.epochs is None else self.epochs,
-            batch_size=info.batch_size if self.batch_size is None else self.batch_size,
-        )
-        check_loss_for_task(c.loss.name, info.family, info.label)
-        build_loss(c.loss)
-        c.optimizer.resolved()
-        if get_optimizer(c.optimizer.name).key == "lbfgs" and c.batch_size:
-            raise ValueError("L-BFGS needs full-batch training here: set batch size 0")
-        if c.scheduler is not None:
-            c.scheduler.resolved()
-        if c.scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"Invalid scheduler_interval: {c.scheduler_interval!r}")
-        _check_int("epochs", c.epochs, 1, 1_000_000)
-        _check_int("batch_size", c.batch_size, 0, 1_000_000)
-        _check_int("seed", c.seed, 0, 2**63 - 1)
-        _check_int("log_every", c.log_every, 1, 1_000_000)
-        _check_int("snapshots", c.snapshots, 2, 100_000)
-        if c.clip_norm is not None and not (math.isfinite(c.clip_norm) and c.clip_norm > 0):
-            raise ValueError(f"Invalid clip_norm: {c.clip_norm!r} (must be > 0)")
-        if c.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"Invalid device: {c.device!r} (choose cpu, cuda or auto)")
-        if c.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device cuda was asked for, but no CUDA device is available")
-        if c.form not in ("module", "numpy", "autograd"):
-            raise ValueError(f"Invalid form: {c.form!r} (choose module, numpy or autograd)")
-        if c.form != "module":
-            if c.task != "sine":
-                raise ValueError(f"the {c.form} form exists only for the sine fit")
-            if c.optimizer.name != "sgd" or c.optimizer.resolved()["momentum"] != 0:
-                raise ValueError(
-                    f"the {c.form} form is plain gradient descent: use --optimizer sgd"
-                )
-            if c.loss != LossSpec("mse", "sum") or c.batch_size or c.scheduler or c.clip_norm:
-                raise ValueError(
-                    f"the {c.form} form is the tutorial's: summed squared error, full batch, "
-                    "no scheduler, no clipping"
-                )
-        if c.dtype not in ("float32", "float64"):
-            raise ValueError(f"Invalid dtype: {c.dtype!r} (float32 or float64)")
-        return c
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for key in ("loss", "optimizer", "scheduler"):
-            value = getattr(self, key)
-            d[key] = value.to_dict() if value is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"Unknown training option(s): {', '.join(sorted(unknown))}")
-        kw = dict(d)
-        if kw.get("loss"):
-            kw["loss"] = LossSpec.from_dict(kw["loss"])
-        if kw.get("optimizer"):
-            kw["optimizer"] = OptimizerSpec.from_dict(kw["optimizer"])
-        if kw.get("scheduler"):
-            kw["scheduler"] = SchedulerSpec.from_dict(kw["scheduler"])
-        return cls(**kw)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"Invalid {name}: {value!r} (a whole number {low} .. {high})")
+    step: int  # the global step whose loss gave it away
+    epoch: int
+    reason: str  # "loss became NaN at step 312", "loss exploded to 6.7e+25 (...) at step 40"
+    advice: str  # "lower the learning rate (try 5, 10x smaller), add gradient clipping, ..."
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -166,6 +78,10 @@ class Started:
     steps_per_epoch: int
     n_train: int
     start_epoch: int  # > 1 when resumed
+    # the optimizer's hyperparameters as the first step uses them, by catalogue name ("lr",
+    # "momentum", "beta1", ...): the config's, also after resuming from a checkpoint, and with
+    # the scheduler's starting lr where one sets it (OneCycle starts at max_lr / div_factor)
+    hyper: dict[str, Any] = field(default_factory=dict)
     # what a live view needs to draw the task: LeNet's first 32 validation images (uint8) and
     # labels (their predictions come with each Epoch), the regression points
     preview: dict[str, Any] = field(default_factory=dict)
@@ -203,7 +119,7 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Finished:
-    reason: Literal["completed", "stopped", "diverged"]
+    status: Literal["completed", "stopped", "diverged"]
     epochs: int
     steps: int
     best_epoch: int
@@ -211,7 +127,8 @@ class Finished:
     final: dict[str, Any]
     snapshot_steps: np.ndarray  # (T,) steps at which parameters were recorded
     snapshots: np.ndarray  # (T, P) flattened parameters (float32)
-    message: str = ""
+    message: str = ""  # one line for a status bar; for a diverged run, reason and advice
+    divergence: Divergence | None = None  # set when status is "diverged"
 
 
 Event = Started | Step | Epoch | Checkpoint | Finished
@@ -254,8 +171,12 @@ class TrainControl:
 
 
 def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[Event]:
-    """Run one training; yields :data:`Event` objects. ``ValueError`` for a bad config."""
-    c = config.resolved()
+    """Run one training; yields :data:`Event` objects. ``ValueError`` for a bad config.
+
+    A step whose loss is not finite, or has exploded (:data:`EXPLODE_FACTOR` times its start),
+    ends the run at once with ``Finished(status="diverged", divergence=...)``.
+    """
+    c = config.resolved()  # returns an already resolved config as it is
     control = control or TrainControl()
     device = torch.device(
         "cuda"
@@ -283,13 +204,14 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
     bs = n if c.batch_size == 0 else min(c.batch_size, n)
     per_epoch = math.ceil(n / bs)
     opt = build_optimizer(c.optimizer, model.parameters())
-    sched = build_scheduler(_fit_schedule(c, per_epoch), opt) if c.scheduler else None
+    schedule = _fit_schedule(c, per_epoch) if c.scheduler else None
+    sched = build_scheduler(schedule, opt) if schedule is not None else None
     start_epoch, step, best = 1, 0, (math.inf, 0)
     if c.resume:
-        start_epoch, step, best = resume(c, model, opt, sched)
+        start_epoch, step, best = resume(c, model, opt, sched, schedule)
     yield Started(
         c.task,
-        setup.info.label,
+        setup.label or setup.info.label,
         setup.dataset,
         setup.source,
         str(device),
@@ -299,13 +221,14 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         per_epoch,
         n,
         start_epoch,
-        _preview(setup),
+        hyper=effective_hyper(c.optimizer.name, opt.param_groups[0]),
+        preview=_preview(setup),
     )
     snaps = _snapshots(model, c.epochs * per_epoch, c.snapshots)
     _snapshot(snaps, step, model)
     is_lbfgs = isinstance(opt, torch.optim.LBFGS)
     epoch = start_epoch - 1
-    reason, message = "completed", ""
+    status, divergence, start_loss = "completed", None, None
     pending, last_write = None, -math.inf  # the best checkpoint not yet on disk
     for epoch in range(start_epoch, c.epochs + 1):
         t0 = time.perf_counter()
@@ -315,7 +238,7 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         total_loss, batches = 0.0, 0
         for b in range(per_epoch):
             if control.stopped or not control.wait():
-                reason = "stopped"
+                status = "stopped"
                 break
             idx = order[b * bs : (b + 1) * bs]
             xb, yb = tx[idx], ty[idx]
@@ -338,16 +261,17 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
                 sched.step()
             step += 1
             value = float(loss.item())
-            if not math.isfinite(value):
-                reason = "diverged"
-                message = f"the loss became {value} at step {step}: try a smaller learning rate"
+            start_loss = value if start_loss is None else start_loss
+            divergence = check_divergence(value, start_loss, step, epoch, c, lr)
+            if divergence is not None:
+                status = "diverged"
                 break
             total_loss += value
             batches += 1
             if snaps.wants(step):
                 _snapshot(snaps, step, model)
             yield Step(step, epoch, b + 1, min((b + 1) * bs, n), n, value, lr, gnorm)
-        if reason != "completed":
+        if status != "completed":
             break
         val_loss, acc, details = _evaluate(model, loss_fn, vx, vy, setup)
         if sched is not None:
@@ -377,7 +301,7 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         yield _write(c.checkpoint, pending)
     _snapshot(snaps, step, model)
     final: dict[str, Any] = {"val_loss": None, "val_accuracy": None}
-    if reason != "diverged":
+    if status != "diverged":
         val_loss, acc, details = _evaluate(model, loss_fn, vx, vy, setup)
         final.update(
             val_loss=val_loss,
@@ -385,16 +309,66 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
             **{k: v for k, v in details.items() if k not in ("confusion", "samples")},
         )
     yield Finished(
-        reason,
-        epoch if reason == "completed" else epoch - 1,
+        status,
+        epoch if status == "completed" else epoch - 1,
         step,
         best[1],
         best[0],
         final,
         snaps.recorded_steps().copy(),
         snaps.get("theta").copy(),
-        message,
+        divergence_message(divergence),
+        divergence,
     )
+
+
+def check_divergence(
+    loss: float, start: float, step: int, epoch: int, c: TrainConfig, lr: float
+) -> Divergence | None:
+    """A :class:`Divergence` when ``loss`` is not finite or has exploded, else None.
+
+    Exploded: ``loss > EXPLODE_FACTOR * max(|start|, 1)``, ``start`` being the run's first
+    loss (after a resume, the first loss of the resumed part).
+    """
+    if not math.isfinite(loss):
+        reason = f"loss became {'NaN' if math.isnan(loss) else loss} at step {step}"
+    elif loss > EXPLODE_FACTOR * max(abs(start), 1.0):
+        times = loss / abs(start) if start else math.inf
+        reason = f"loss exploded to {loss:.3g} ({times:.2g}x its start) at step {step}"
+    else:
+        return None
+    return Divergence(step, epoch, reason, _advice(c, lr))
+
+
+def _advice(c: TrainConfig, lr: float) -> str:
+    """What to try, in plain words (no command-line options: the GUI shows it too)."""
+    tries = [f"lower the learning rate (try {lr / 10:.3g}, 10x smaller)"]
+    if c.form == "module" and c.clip_norm is None:
+        tries.append("add gradient clipping")
+    elif c.form == "module":
+        tries.append(f"clip gradients harder (below {c.clip_norm:g})")
+    if c.form == "module" and c.optimizer.name not in ("adam", "adamw"):
+        tries.append("use Adam")
+    return ", ".join(tries[:-1]) + (" or " if len(tries) > 1 else "") + tries[-1]
+
+
+def divergence_message(d: Divergence | None) -> str:
+    """One line for a status bar: ``"loss became NaN at step 312; try: ..."``."""
+    return "" if d is None else f"{d.reason}; try: {d.advice}"
+
+
+def effective_hyper(optimizer: str, group: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer param group's values under the catalogue's names (``betas`` split into
+    ``beta1``/``beta2``): what the optimizer really uses, whatever set it."""
+    out: dict[str, Any] = {}
+    for p in get_optimizer(optimizer).params:
+        value = group.get(p.arg)
+        if p.index is not None and isinstance(value, list | tuple):
+            value = value[p.index]
+        if isinstance(value, torch.Tensor):
+            value = value.item()
+        out[p.name] = value
+    return out
 
 
 def _write(path: str, payload: dict[str, Any]) -> Checkpoint:
@@ -501,17 +475,23 @@ def _train_tutorial_form(c: TrainConfig, setup: TaskSetup, control: TrainControl
         1,
         len(setup.train_x),
         1,
+        hyper={"lr": lr},
     )
     hist = History({"theta": (4,)}, {"theta": np.float32}, max_points=2 * c.snapshots)
     hist.stride = max(1, c.epochs // c.snapshots)
     hist.append(0, theta=np.array(coeffs))
-    reason, epoch, last = "completed", 0, coeffs
+    status, epoch, last, start, divergence = "completed", 0, coeffs, None, None
     for epoch in range(1, c.epochs + 1):
         if control.stopped or not control.wait():
-            reason, epoch = "stopped", epoch - 1
+            status, epoch = "stopped", epoch - 1
             break
         t0 = time.perf_counter()
         theta, loss = next(steps)
+        start = loss if start is None else start
+        divergence = check_divergence(loss, start, epoch, epoch, c, lr)
+        if divergence is not None:
+            status, epoch = "diverged", epoch - 1
+            break
         last = tuple(float(v) for v in theta)
         if hist.wants(epoch):
             hist.append(epoch, theta=theta)
@@ -522,20 +502,24 @@ def _train_tutorial_form(c: TrainConfig, setup: TaskSetup, control: TrainControl
         yield Epoch(epoch, epoch, loss, val, None, time.perf_counter() - t0, setup.describe(model))
     hist.append(epoch, theta=np.array(last))
     yield Finished(
-        reason,
+        status,
         epoch,
-        epoch,
+        epoch if divergence is None else divergence.step,
         epoch,
         math.nan,
         setup.describe(model),
         hist.recorded_steps().copy(),
         hist.get("theta").copy(),
+        divergence_message(divergence),
+        divergence,
     )
 
 
 __all__ = [
+    "EXPLODE_FACTOR",
     "Checkpoint",
     "CheckpointError",
+    "Divergence",
     "Epoch",
     "Event",
     "Finished",
@@ -545,5 +529,6 @@ __all__ = [
     "TrainControl",
     "load_checkpoint",
     "save_checkpoint",
+    "check_divergence",
     "train",
 ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from core.train import data
 from core.train.data import DataError, download, load_mnist, parse_idx, synthetic_digits
@@ -80,8 +81,10 @@ def test_download_failure_says_where_to_put_the_files(server, tmp_path):
 
 
 def test_missing_data_message(tmp_path):
-    with pytest.raises(DataError, match="--dataset synthetic"):
+    with pytest.raises(DataError, match="synthetic digits") as info:
         load_mnist(tmp_path)
+    # the GUI shows it too: plain words, no command-line options (the CLI adds its own)
+    assert "--" not in str(info.value)
 
 
 def test_a_corrupt_local_file_is_reported(tmp_path):
@@ -134,3 +137,10 @@ def test_mnist_status_says_what_is_there(tmp_path):
         True,
         f"MNIST found in {tmp_path} (60,000 training + 10,000 test images)",
     )
+
+
+def test_synthetic_digits_are_made_once_per_seed():
+    a, b = synthetic_digits(40, 10, seed=2), synthetic_digits(40, 10, seed=2)
+    assert a is b  # drawn once
+    c = synthetic_digits(40, 10, seed=3)
+    assert not torch.equal(a.train_x, c.train_x)

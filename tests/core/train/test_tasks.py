@@ -37,7 +37,7 @@ def test_three_sine_forms_agree_step_for_step():
 def test_sine_fit_with_the_tutorial_optimizer_learns_the_shape():
     events = list(train(TrainConfig(task="sine")))
     final = events[-1]
-    assert isinstance(final, Finished) and final.reason == "completed"
+    assert isinstance(final, Finished) and final.status == "completed"
     a, b, c, d = final.final["coefficients"]
     # sin(x) ~ x - x^3/6 over [-pi, pi]; the least-squares cubic is ~0.857x - 0.093x^3
     assert b == pytest.approx(0.857, abs=0.03) and d == pytest.approx(-0.093, abs=0.01)

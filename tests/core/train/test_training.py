@@ -1,3 +1,5 @@
+import dataclasses
+import math
 import os
 import threading
 
@@ -7,16 +9,20 @@ import torch
 
 from core.optimizers import OptimizerSpec, SchedulerSpec
 from core.train import data
+from core.train.losses import LossSpec
 from core.train.runs import RunFileError, RunRecord
 from core.train.training import (
+    EXPLODE_FACTOR,
     Checkpoint,
     CheckpointError,
+    Divergence,
     Epoch,
     Finished,
     Started,
     Step,
     TrainConfig,
     TrainControl,
+    check_divergence,
     load_checkpoint,
     train,
 )
@@ -60,7 +66,7 @@ def test_stop_takes_effect_within_one_step():
         if isinstance(e, Finished):
             final = e
     assert seen == 5
-    assert final.reason == "stopped"
+    assert final.status == "stopped"
 
 
 def test_pause_blocks_and_resume_continues():
@@ -153,10 +159,68 @@ def test_snapshots_are_bounded_and_cover_the_run():
     assert final.snapshot_steps[0] == 0 and final.snapshot_steps[-1] == 1000
 
 
-def test_divergence_is_reported_not_raised():
+def test_divergence_is_reported_not_raised_and_stops_the_run():
     cfg = TrainConfig(task="sine", optimizer=OptimizerSpec("sgd", {"lr": 1.0}), epochs=200)
+    events = list(train(cfg))
+    final = events[-1]
+    d = final.divergence
+    assert final.status == "diverged" and isinstance(d, Divergence)
+    assert d.step == final.steps and d.epoch == d.step  # full batch: one step per epoch
+    steps = [e for e in events if isinstance(e, Step)]
+    assert len(steps) == d.step - 1  # nothing ran after the step that gave it away
+    assert all(np.isfinite(s.loss) for s in steps)
+    assert f"at step {d.step}" in d.reason
+    assert d.advice.startswith("lower the learning rate (try 0.1, 10x smaller)")
+    assert "--" not in d.reason + d.advice  # plain words: the GUI shows them too
+    assert d.reason in final.message and d.advice in final.message
+
+
+def test_lenet_at_lr_50_is_named_diverged_not_completed():
+    cfg = TrainConfig(
+        task="lenet",
+        dataset="synthetic",
+        limit=256,
+        epochs=3,
+        optimizer=OptimizerSpec("sgd", {"lr": 50.0}),
+    )
     final = list(train(cfg))[-1]
-    assert final.reason == "diverged" and "smaller learning rate" in final.message
+    assert final.status == "diverged" and final.divergence.epoch == 1
+    assert final.final["val_accuracy"] is None  # no "completed" accuracy of a broken model
+
+
+def test_divergence_rule():
+    c = TrainConfig(task="linreg").resolved()
+    nan = check_divergence(float("nan"), 2.0, 7, 1, c, 0.5)
+    assert nan.reason == "loss became NaN at step 7" and nan.step == 7
+    assert "inf" in check_divergence(float("inf"), 2.0, 3, 1, c, 0.5).reason
+    boom = check_divergence(2.0 * EXPLODE_FACTOR + 1, 2.0, 40, 2, c, 0.5)
+    assert boom.reason.startswith("loss exploded to 2e+06 (1e+06x its start) at step 40")
+    assert check_divergence(2.0 * EXPLODE_FACTOR, 2.0, 40, 2, c, 0.5) is None
+    # a near-zero start (a converged fit resumed) does not turn a blip into a divergence
+    assert check_divergence(1e3, 1e-9, 5, 1, c, 0.5) is None
+    assert check_divergence(-5.0, -3.0, 5, 1, c, 0.5) is None  # losses can be negative
+    assert "use Adam" in boom.advice and "gradient clipping" in boom.advice
+    adam = TrainConfig(task="linreg", optimizer=OptimizerSpec("adam"), clip_norm=1.0).resolved()
+    advice = check_divergence(math.nan, 1.0, 1, 1, adam, 0.5).advice
+    assert "use Adam" not in advice and "clip gradients harder (below 1)" in advice
+
+
+def test_exploding_loss_stops_before_it_overflows():
+    cfg = TrainConfig(task="linreg", optimizer=OptimizerSpec("sgd", {"lr": 2.0}), epochs=500)
+    events = list(train(cfg))
+    final = events[-1]
+    assert final.status == "diverged" and "exploded" in final.divergence.reason
+    losses = [e.loss for e in events if isinstance(e, Step)]
+    assert max(losses) <= EXPLODE_FACTOR * max(losses[0], 1.0) and len(losses) < 100
+
+
+def test_the_tutorial_form_diverges_too():
+    cfg = TrainConfig(
+        task="sine", form="numpy", optimizer=OptimizerSpec("sgd", {"lr": 1e-3}),
+        loss=LossSpec("mse", "sum"), epochs=500,
+    )  # fmt: skip
+    final = list(train(cfg))[-1]
+    assert final.status == "diverged" and final.divergence is not None
 
 
 @pytest.mark.parametrize(
@@ -170,6 +234,7 @@ def test_divergence_is_reported_not_raised():
         ({"task": "sine", "form": "numpy"}, "plain gradient descent"),
         ({"task": "sine", "clip_norm": -1.0}, "clip_norm"),
         ({"task": "lenet", "dataset": "cifar"}, "Invalid dataset"),
+        ({"task": "linreg", "optimizer": OptimizerSpec("sgd", {"nesterov": True})}, "Nesterov"),
     ],
 )
 def test_bad_configs_are_refused_before_training(kw, message):
@@ -188,7 +253,7 @@ def test_schedulers_per_step_and_on_plateau():
     lrs = [e.lr for e in train(cfg) if isinstance(e, Step)]
     assert lrs[:4] == pytest.approx([0.01, 0.01, 0.005, 0.005])
     plateau = TrainConfig(task="linreg", epochs=5, scheduler=SchedulerSpec("plateau"))
-    assert list(train(plateau))[-1].reason == "completed"
+    assert list(train(plateau))[-1].status == "completed"
 
 
 def test_run_record_round_trip(tmp_path):
@@ -211,6 +276,7 @@ def test_run_record_round_trip(tmp_path):
         RunRecord.load(tmp_path / "other.json")
 
 
+@pytest.mark.slow  # 750 LeNet steps on real MNIST: ~30 s of CPU
 def test_lenet_reaches_97_percent_in_three_epochs():
     """On the shared MNIST test set (8,000 train / 2,000 validation) when it is there.
 
@@ -265,7 +331,7 @@ def test_onecycle_takes_the_runs_length_unless_told():
     assert len(lrs) == 12 and max(lrs) == pytest.approx(0.05, rel=0.05)
     assert lrs[-1] < 1e-4  # annealed to the end exactly when the run ends
     per_epoch = TrainConfig(task="linreg", epochs=4, scheduler=SchedulerSpec("onecycle"))
-    assert list(train(per_epoch))[-1].reason == "completed"
+    assert list(train(per_epoch))[-1].status == "completed"
 
 
 def test_models_seeded_from_several_threads_at_once_are_identical():
@@ -323,3 +389,50 @@ def test_several_runs_in_one_file(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "losslab-runs-1", "runs": [{"config": 3}]}')
     with pytest.raises(RunFileError, match="run 1: malformed run"):
         load_runs(tmp_path / "bad.json")
+
+
+def test_a_diverged_run_record_round_trips_and_old_files_load(tmp_path):
+    cfg = TrainConfig(task="linreg", optimizer=OptimizerSpec("sgd", {"lr": 5.0}), epochs=100)
+    rec = RunRecord.for_config(cfg)
+    for e in train(cfg):
+        rec.add(e)
+    rec.save(tmp_path / "run.json")
+    raw = __import__("json").loads((tmp_path / "run.json").read_text())
+    d = raw["finished"]["divergence"]
+    assert (
+        set(d) == {"step", "epoch", "reason", "advice"} and raw["finished"]["status"] == "diverged"
+    )
+    back = RunRecord.load(tmp_path / "run.json")
+    assert back.divergence == rec.divergence and isinstance(back.divergence, Divergence)
+    # a file written before "status" and "divergence" existed
+    del raw["finished"]["divergence"]
+    raw["finished"]["reason"] = raw["finished"].pop("status")
+    (tmp_path / "old.json").write_text(__import__("json").dumps(raw))
+    old = RunRecord.load(tmp_path / "old.json")
+    assert old.finished["status"] == "diverged" and old.divergence is None
+
+
+def test_the_config_is_resolved_once(monkeypatch):
+    import core.train.config as config_mod
+
+    calls = []
+    real = config_mod.get_task
+    monkeypatch.setattr(config_mod, "get_task", lambda key: calls.append(key) or real(key))
+    c = TrainConfig(task="linreg", epochs=2).resolved()
+    assert calls == ["linreg"] and c.is_resolved and not TrainConfig(task="linreg").is_resolved
+    assert c.resolved() is c
+    rec = RunRecord.for_config(c)
+    for e in train(c):
+        rec.add(e)
+    assert calls == ["linreg"]  # neither the record nor the loop resolved it again
+    # the same behaviour as before: an equal, unmarked copy resolves to the same config ...
+    assert c == TrainConfig(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)})
+    assert "_resolved" not in c.to_dict()
+    # ... and a changed copy is checked again
+    with pytest.raises(ValueError, match="Invalid epochs"):
+        dataclasses.replace(c, epochs=0).resolved()
+
+
+def test_lenet_on_synthetic_digits_is_labelled_so():
+    started = next(iter(train(TrainConfig(task="lenet", dataset="synthetic", limit=64))))
+    assert started.label == "LeNet-5 on synthetic digits (not MNIST)"
