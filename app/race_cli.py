@@ -1,4 +1,4 @@
-"""``losslab race``: run a race headless and write PNG, SVG, GIF, JSON or CSV.
+"""``losslab race``: run a race headless and write PNG, SVG, GIF, MP4, JSON or CSV.
 
 Renders with the same SurfaceView as the window, on Qt's offscreen platform, so no display is
 needed.
@@ -21,7 +21,7 @@ from core.race.race import Race, RacerSpec
 from core.race.session import RaceSession, SessionError, SurfaceChoice, load_preset, load_session
 from core.race.surfaces import CATALOGUE
 
-FORMATS = (".png", ".svg", ".gif", ".json", ".csv")
+FORMATS = (".png", ".svg", ".gif", ".mp4", ".json", ".csv")
 RACER_OPTIONS = {"noise", "seed", "clip", "clip_value", "label"}
 
 
@@ -61,10 +61,10 @@ def add_race_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=False,
         metavar="FILE",
-        help="output: .png .svg .gif .json .csv (repeatable)",
+        help="output: .png .svg .gif .mp4 .json .csv (repeatable)",
     )
     p.add_argument("--size", default="1600x1200", help="picture size, e.g. 1600x1200")
-    p.add_argument("--frames", type=int, default=120, help="GIF frames (default 120)")
+    p.add_argument("--frames", type=int, default=120, help="GIF and MP4 frames (default 120)")
     p.add_argument("--theme", choices=("dark", "light"), default="dark")
     p.set_defaults(handler=run_race, parser=p)
 
@@ -138,7 +138,7 @@ def run_race(args: argparse.Namespace) -> int:
             print(f"{name:26s} {s.name}: {s.caption}")
         return 0
     if not args.out:
-        args.parser.error("--out is required (a .png, .svg, .gif, .json or .csv file)")
+        args.parser.error("--out is required (a .png, .svg, .gif, .mp4, .json or .csv file)")
     for out in args.out:
         if Path(out).suffix.lower() not in FORMATS:
             args.parser.error(f"--out {out}: unknown format; use one of {', '.join(FORMATS)}")
@@ -164,7 +164,7 @@ def run_race(args: argparse.Namespace) -> int:
     from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
-    from app.race.render import OffscreenView, race_gif
+    from app.race.render import OffscreenView, even_size, race_frames
 
     colours = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(session.racers)]
     race = Race(surface, session.racers, starts=start)
@@ -174,19 +174,25 @@ def run_race(args: argparse.Namespace) -> int:
     try:
         for out in args.out:
             suffix = Path(out).suffix.lower()
-            if suffix == ".gif":
-                with _progress_bar(args.frames) as progress:
-                    data = race_gif(
+            if suffix in (".gif", ".mp4"):
+                # the same frames for both; the GIF stays small, the MP4 keeps --size (even)
+                shape = _gif_size(size) if suffix == ".gif" else even_size(size)
+                with _progress_bar(args.frames, suffix[1:].upper()) as progress:
+                    frames = race_frames(
                         surface,
                         session.racers,
                         race.starts[0],
                         colours,
                         args.steps,
                         args.frames,
-                        _gif_size(size),
+                        shape,
                         args.theme == "dark",
                         progress=progress,
                     )
+                if suffix == ".gif":
+                    data = export.gif_bytes(frames, keep=colours)
+                else:
+                    data = export.mp4_bytes(frames)
             elif suffix == ".json":
                 data = export.json_bytes(race, session.to_dict())
             elif suffix == ".csv":
@@ -264,14 +270,14 @@ def _gif_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _progress_bar(total: int):
+def _progress_bar(total: int, what: str):
     """A tqdm bar on a terminal (nothing when piped); yields a (done, total) callback."""
     if not sys.stderr.isatty():
         yield None
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="frame", desc="GIF")
+    bar = tqdm(total=total, unit="frame", desc=what)
 
     def progress(done: int, n: int) -> None:
         bar.total = n

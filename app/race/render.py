@@ -65,7 +65,7 @@ class OffscreenView:
         self.view.deleteLater()
 
 
-def race_gif(
+def race_frames(
     surface,
     racers,
     start,
@@ -76,8 +76,9 @@ def race_gif(
     dark: bool,
     scale: str | None = None,
     progress=None,
-) -> bytes:
-    """The race replayed from its start as an animated GIF: ``frames`` pictures over ``steps``."""
+) -> list[QtGui.QImage]:
+    """The race replayed from its start: ``frames`` pictures evenly spread over ``steps`` (the
+    frames of both the GIF and the MP4)."""
     from app import export
 
     replay = Race(surface, racers, starts=start)
@@ -89,7 +90,27 @@ def race_gif(
         return view.image()
 
     try:
-        shots = export.render_frames(step_and_grab, steps, frames, progress)
-        return export.gif_bytes(shots, keep=colours)
+        return export.render_frames(step_and_grab, steps, frames, progress)
     finally:
         view.close()
+
+
+def race_gif(surface, racers, start, colours: list[str], *args, **kwargs) -> bytes:
+    """The race as an animated GIF (arguments as :func:`race_frames`)."""
+    from app import export
+
+    shots = race_frames(surface, racers, start, colours, *args, **kwargs)
+    return export.gif_bytes(shots, keep=colours)
+
+
+def race_mp4(surface, racers, start, colours: list[str], *args, **kwargs) -> bytes:
+    """The race as an H.264 MP4 (arguments as :func:`race_frames`; ``size`` should be even)."""
+    from app import export
+
+    return export.mp4_bytes(race_frames(surface, racers, start, colours, *args, **kwargs))
+
+
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` rounded down to even sides (H.264 in yuv420p needs them)."""
+    w, h = size
+    return max(2, w - w % 2), max(2, h - h % 2)

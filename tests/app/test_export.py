@@ -1,6 +1,8 @@
-"""app/export.py: SVGs whose axes line up with the plot, GIFs that keep the racers' colours."""
+"""app/export.py: SVGs whose axes line up with the plot, GIFs that keep the racers' colours,
+MP4s with the GIF's frames."""
 
 import io
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -248,3 +250,99 @@ def test_gif_reserved_colours_survive_any_palette_size(qapp):
     assert {_hex(c) for c in PALETTE} <= pixels
     with pytest.raises(export.ExportError, match="not a colour"):
         export.gif_bytes([image], keep=["#nothex"])
+
+
+# --- MP4 ---------------------------------------------------------------------------------------
+
+
+def _mp4_frames(path) -> tuple[dict, list[np.ndarray]]:
+    """The MP4's stream facts and its frames as (H, W, 3) arrays, decoded by ffmpeg."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    return meta, [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in reader]
+
+
+def test_mp4_has_the_gifs_frames_in_h264(qapp, tmp_path):
+    """race_frames renders for both the GIF and the MP4: every frame, in order, and an odd
+    size made even (yuv420p needs it)."""
+    from app.race.render import even_size, race_frames
+    from core.race.session import load_preset
+
+    s = load_preset("momentum_overshoot")
+    surface = s.surface.build()
+    start = s.start or surface.start
+    frames = race_frames(surface, s.racers, start, PALETTE[:3], 40, 7, even_size((321, 241)), True)
+    export.atomic_write(tmp_path / "r.mp4", export.mp4_bytes(frames))
+    meta, decoded = _mp4_frames(tmp_path / "r.mp4")
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["size"] == (320, 240) and meta["fps"] == 20.0
+    assert len(decoded) == len(frames) == 7
+    for mine, source in zip(decoded, frames, strict=True):  # lossy, but the same pictures
+        assert np.abs(mine.astype(float) - export._rgb_array(source)).mean() < 6
+    moved = np.abs(decoded[0].astype(float) - decoded[-1]).mean()
+    assert moved > 1  # the racers moved: not one frame repeated
+
+
+def test_mp4_crops_an_odd_frame_to_even(qapp, tmp_path):
+    from PySide6 import QtGui
+
+    image = QtGui.QImage(65, 33, QtGui.QImage.Format.Format_RGB32)
+    image.fill(QtGui.QColor("#336699"))
+    (tmp_path / "o.mp4").write_bytes(export.mp4_bytes([image] * 3))
+    meta, decoded = _mp4_frames(tmp_path / "o.mp4")
+    assert meta["size"] == (64, 32) and len(decoded) == 3
+    assert np.abs(decoded[1][16, 32].astype(int) - (0x33, 0x66, 0x99)).max() <= 4
+    with pytest.raises(export.ExportError, match="no frames"):
+        export.mp4_bytes([])
+
+
+def test_a_failed_mp4_leaves_the_old_file_and_nothing_else(qapp, tmp_path, monkeypatch):
+    """ffmpeg dies half-way: its partial file goes with its temporary folder; the target keeps
+    its old content, and the message says what happened."""
+    import imageio_ffmpeg
+    from PySide6 import QtGui
+
+    used = []
+
+    def dying_writer(path, *args, **kwargs):
+        used.append(path)
+        with open(path, "wb") as f:
+            f.write(b"\0\0\0\x18ftypisom half")
+        yield
+        raise OSError("[Errno 32] Broken pipe")
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", dying_writer)
+    target = tmp_path / "race.mp4"
+    target.write_bytes(b"the old video")
+    image = QtGui.QImage(64, 48, QtGui.QImage.Format.Format_RGB32)
+    with pytest.raises(export.ExportError, match="could not encode the MP4: .*Broken pipe"):
+        export.atomic_write(target, export.mp4_bytes([image, image]))
+    assert target.read_bytes() == b"the old video"
+    assert [p.name for p in tmp_path.iterdir()] == ["race.mp4"]
+    assert used and not os.path.exists(os.path.dirname(used[0]))  # ffmpeg's folder is gone
+
+
+def test_race_mp4_export_in_the_window(main_window, tmp_path, monkeypatch):
+    """File > Export > Race as MP4: listed, writes an even-sized H.264 file; an unwritable
+    path is refused before any frame is rendered, with a message and nothing written."""
+    from PySide6 import QtWidgets
+
+    from app.race import exports as rx
+
+    ws = main_window.race
+    ws.c.step(30)
+    entry = next(e for e in ws.exports() if e.label == "Race as &MP4...")
+    assert entry.filter == "MP4 video (*.mp4)" and entry.default == "race.mp4"
+    rx.mp4(ws, str(tmp_path / "r.mp4"), frames=5, size=(333, 251))
+    meta, decoded = _mp4_frames(tmp_path / "r.mp4")
+    assert meta["size"] == (332, 250) and len(decoded) == 5
+    seen = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: seen.append(a[2]))
+    rendered = []
+    monkeypatch.setattr(rx, "race_frames", lambda *a, **k: rendered.append(1))
+    assert not main_window.run_export(entry, str(tmp_path / "no" / "r.mp4"))
+    assert seen and "does not exist" in seen[-1] and not rendered
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.mp4", "s.ini"]

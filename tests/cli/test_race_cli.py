@@ -189,3 +189,31 @@ def test_every_output_path_is_checked_before_the_race(cli, tmp_path, bad, reason
     assert "Traceback" not in r.stderr
     assert r.stdout == ""  # no race run, no summary
     assert not good.exists()  # nothing written before the check failed
+
+
+def test_race_writes_an_mp4(cli, tmp_path):
+    """H.264 in yuv420p at --size made even, one video frame per --frames (as the GIF)."""
+    import imageio_ffmpeg
+
+    out = tmp_path / "race.mp4"
+    r = cli(
+        "race", "--preset", "lr_too_high", "--steps", "30", "--frames", "6", "--size", "321x241",
+        "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}" in r.stdout
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["size"] == (320, 240)
+    assert sum(1 for _ in reader) == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["race.mp4"]  # no temporary file left
+
+
+@pytest.mark.parametrize("bad", ["missing/race.mp4", "a_file/race.mp4"])
+def test_an_unwritable_mp4_path_is_refused_before_the_race(cli, tmp_path, bad):
+    (tmp_path / "a_file").write_text("")
+    r = cli("race", "--preset", "lr_too_high", "--out", tmp_path / bad)
+    assert r.returncode == 2 and f"cannot write {tmp_path / bad}: " in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
