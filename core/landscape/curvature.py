@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,15 +28,33 @@ def hessian_eigs(
     """The ``k`` largest-magnitude Hessian eigenvalues of the loss at the model's weights, and
     their unit eigenvectors ``(k, P)``: power iteration on Hessian-vector products (double
     backward), deflating the ones already found."""
-    m = copy.deepcopy(model).eval()
-    params = [p for p in m.parameters() if p.requires_grad]
     fn = _sum_loss(loss_fn)
     scale = 1.0 / y.numel() if _reduction(loss_fn) == "mean" else 1.0
 
+    def terms(m: nn.Module):
+        for i in range(0, len(x), EVAL_BATCH):
+            yield fn(m(x[i : i + EVAL_BATCH]), y[i : i + EVAL_BATCH]) * scale
+
+    return hessian_eigs_of(model, terms, k, iters, tol, seed, should_stop)
+
+
+def hessian_eigs_of(
+    model: nn.Module,
+    terms: Callable[[nn.Module], Iterable[torch.Tensor]],
+    k: int = 2,
+    iters: int = 100,
+    tol: float = 1e-6,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """:func:`hessian_eigs` for a loss given as the sum of ``terms(model)`` (scalar tensors,
+    e.g. one per batch, already weighted): any model, any loss."""
+    m = copy.deepcopy(model).eval()
+    params = [p for p in m.parameters() if p.requires_grad]
+
     def hvp(v: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(v)
-        for i in range(0, len(x), EVAL_BATCH):
-            loss = fn(m(x[i : i + EVAL_BATCH]), y[i : i + EVAL_BATCH]) * scale
+        for loss in terms(m):
             grads = torch.autograd.grad(loss, params, create_graph=True)
             flat_g = torch.cat([g.reshape(-1) for g in grads])
             hv = torch.autograd.grad(flat_g @ v, params)
@@ -57,7 +75,7 @@ def hessian_eigs(
         return w
 
     for _ in range(k):
-        v = torch.randn(n, generator=g, dtype=torch.float64).to(dtype)
+        v = torch.randn(n, generator=g, dtype=torch.float64).to(params[0].device, dtype)
         v /= v.norm()
         lam = 0.0
         for it in range(iters):

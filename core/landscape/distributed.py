@@ -43,7 +43,7 @@ TIMEOUT = float(os.environ.get("LOSSLAB_DIST_TIMEOUT", "300"))  # seconds a coll
 class Evaluator(Protocol):
     classes: int
 
-    def at(self, a: float, b: float) -> tuple[float, float | None]: ...
+    def row(self, alphas: list[float], b: float) -> list[tuple[float, float | None]]: ...
 
 
 @dataclass(frozen=True)
@@ -286,10 +286,15 @@ def fill(
             t_round = clock()
             chunk = mine[taken : taken + k]
             out = np.full((k, 3), -1.0)
-            for i, flat in enumerate(chunk):
-                a, b = float(alphas[flat % shape[1]]), float(betas[flat // shape[1]])
-                loss, acc = evaluator.at(a, b)
-                out[i] = (flat, loss, math.nan if acc is None else acc)
+            i = 0
+            for r in np.unique(chunk // shape[1]):  # points of one row together: row() shares
+                flats = chunk[chunk // shape[1] == r]  # the row's work (see PlaneEvaluator)
+                values = evaluator.row(
+                    [float(alphas[f % shape[1]]) for f in flats], float(betas[r])
+                )
+                for flat, (loss, acc) in zip(flats, values, strict=True):
+                    out[i] = (flat, loss, math.nan if acc is None else acc)
+                    i += 1
             gathered = _gather(out, world)
             _heartbeat(world, round_no)
             taken += k

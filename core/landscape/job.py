@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from core.landscape.curvature import hessian_eigs
+from core.landscape import distributed as dist
 from core.landscape.directions import (
     LandscapeError,
     flat_parameters,
@@ -27,123 +26,16 @@ from core.landscape.directions import (
     project,
     random_directions,
 )
-from core.landscape.evaluator import PlaneEvaluator
-from core.landscape.plane import Grid, Landscape, Line, Row, axes, interpolate, path_losses
-from core.landscape.sampling import MAX_SAMPLES, evaluation_set
-from core.train.checkpoints import CheckpointError, load_checkpoint
-from core.train.losses import build_loss
-from core.train.runs import RunFileError, RunRecord
-from core.train.tasks import build_task, get_task
-from core.train.training import TrainConfig
+from core.landscape.plane import Landscape, Line, Row, axes
+from core.landscape.problems import DEVICES, problem_for, resolve_device
+from core.landscape.sampling import MAX_SAMPLES
+from core.landscape.subject import Subject, load_model_subject, load_subject
+from core.train.experiment import ExperimentError
 
 DIRECTIONS = ("random", "pca", "init-final")
 # grid points x input numbers from which compiling pays (measured on LeNet: 1,500 points of
 # 1,000 28x28 images); the sine fit's 3 numbers a sample never get there
 COMPILE_WORTH_IT = 1_500 * 1_000 * 784
-
-
-@dataclass
-class Subject:
-    """A trained model and everything needed to evaluate it."""
-
-    name: str
-    task: str
-    model: nn.Module
-    loss_fn: nn.Module
-    x: torch.Tensor  # the whole validation set Train used (a request may sample it)
-    y: torch.Tensor
-    classes: int
-    source: str  # where the data came from
-    trajectory: np.ndarray | None = None  # (T, P) recorded parameters
-    steps: np.ndarray | None = None  # (T,) their global steps
-    epoch_steps: list[int] = field(default_factory=list)  # the step that ended each epoch
-    checkpoint: str = ""
-    checkpoint_epoch: int | None = None
-    checkpoint_val_loss: float | None = None  # the validation loss Train recorded for it
-
-
-def load_subject(
-    checkpoint: str | None = None,
-    run: str | RunRecord | None = None,
-    data_dir: str | None = None,
-) -> Subject:
-    """The model of ``checkpoint`` (default: the run's best) with the run's data and path.
-
-    Either may be missing: a run file alone uses the checkpoint it names; a checkpoint alone
-    carries its config but no trajectory (so no PCA or init-final directions).
-    """
-    record = None
-    if isinstance(run, RunRecord):
-        record = run
-    elif run:
-        try:
-            record = RunRecord.load(run)
-        except RunFileError as exc:
-            raise LandscapeError(str(exc)) from None
-    if checkpoint is None:
-        paths = [c["path"] for c in (record.checkpoints if record else [])]
-        if not paths:
-            raise LandscapeError("no checkpoint: give one (the run names none)")
-        checkpoint = paths[-1]
-    try:
-        ck = load_checkpoint(checkpoint)
-    except CheckpointError as exc:
-        raise LandscapeError(str(exc)) from None
-    try:
-        config = TrainConfig.from_dict(record.config if record else ck["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LandscapeError(f"the run's configuration cannot be read ({exc})") from None
-    if ck.get("task") != config.task:
-        raise LandscapeError(
-            f"the checkpoint is for task {ck.get('task')!r}, the run for {config.task!r}"
-        )
-    dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    # the validation set Train used: the same task, data, limit and dtype
-    setup = build_task(
-        config.task,
-        seed=config.seed,
-        dataset=config.dataset,
-        data_dir=data_dir or config.data_dir,
-        limit=config.limit,
-        activation=config.activation,
-        dtype=dtype,
-    )
-    model = setup.model.eval()
-    try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise LandscapeError(
-            f"the checkpoint does not fit the {config.task} model ({exc})"
-        ) from None
-    traj = steps = None
-    if record is not None and record.snapshots is not None and len(record.snapshots):
-        traj = np.asarray(record.snapshots, dtype=np.float32)
-        steps = np.asarray(record.snapshot_steps)
-        if traj.shape[1] != flat_parameters(model).numel():
-            raise LandscapeError("the run's trajectory does not fit its model")
-    return Subject(
-        name=(record.name if record else "") or Path(checkpoint).stem,
-        task=config.task,
-        model=model,
-        loss_fn=build_loss(config.loss or get_task(config.task).loss),
-        x=setup.val_x,
-        y=setup.val_y,
-        classes=setup.classes,
-        source=setup.source,
-        trajectory=traj,
-        steps=steps,
-        epoch_steps=[int(r["step"]) for r in (record.epochs if record else [])],
-        checkpoint=str(checkpoint),
-        checkpoint_epoch=ck.get("epoch"),
-        checkpoint_val_loss=_float_or_none(ck.get("val_loss")),
-    )
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -163,6 +55,10 @@ class Request:
     # compile time (3-8 s here, for 3-5 ms saved per point), "on", "off"
     compile: str = "auto"
     line_points: int = 41
+    device: str = "cpu"  # cpu, cuda or auto: model, data and directions all go there
+    # filter-normalised random directions leave biases and BatchNorm parameters out (Li et
+    # al.'s --xignore biasbn); True puts them back in
+    bias_bn: bool = False
 
     def check(self, subject: Subject) -> None:
         if self.directions not in DIRECTIONS:
@@ -189,6 +85,10 @@ class Request:
             raise LandscapeError(f"Invalid precision: {self.precision!r} (fp32 or bf16)")
         if self.compile not in ("auto", "on", "off"):
             raise LandscapeError(f"Invalid compile: {self.compile!r} (auto, on or off)")
+        if self.device not in DEVICES:
+            raise LandscapeError(f"Invalid device: {self.device!r} (choose {', '.join(DEVICES)})")
+        if subject.experiment is not None and self.precision != "fp32":
+            raise LandscapeError("the bfloat16 preview is for the built-in tasks; use fp32")
         if not (isinstance(self.eigenvalues, int) and 0 <= self.eigenvalues <= 5):
             raise LandscapeError(f"Invalid eigenvalues: {self.eigenvalues!r} (0 .. 5)")
 
@@ -219,39 +119,66 @@ class Curvature:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """The grid continues from a partial file (``done`` of ``total`` points were in it), or
+    starts afresh because the file there was computed from other inputs (``why``)."""
+
+    path: str
+    done: int
+    total: int
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Done:
     landscape: Landscape
     seconds: float
 
 
-Event = Planned | Row | PathResult | Line | Curvature | Done
+Event = Planned | Resumed | Row | PathResult | Line | Curvature | Done
 
 
 def run(
-    subject: Subject, req: Request, should_stop: Callable[[], bool] | None = None
+    subject: Subject,
+    req: Request,
+    should_stop: Callable[[], bool] | None = None,
+    world: dist.World | None = None,
+    partial: str | Path | None = None,
 ) -> Iterator[Event]:
-    """Compute everything ``req`` asks for; each stage is an event (see the module notes)."""
+    """Compute everything ``req`` asks for; each stage is an event (see the module notes).
+
+    Under torchrun (``world`` of several ranks) every rank calls this: the grid's points are
+    shared, rank 0 gathers them and alone goes on to the path, the line and the Hessian (the
+    other ranks' generators end after the grid). ``partial``: the file the grid is saved to
+    every few seconds and resumed from when it was computed from the same inputs.
+    """
     req.check(subject)
+    world = world or dist.World()
     t0 = time.perf_counter()
+    device = resolve_device(req.device)
+    if world.distributed and device.startswith("cuda"):
+        device = f"cuda:{world.local_rank % torch.cuda.device_count()}"
+    # directions on the CPU, from the model as loaded (seeded generators live there)
     model = subject.model
-    data = evaluation_set(subject.x, subject.y, subject.loss_fn, req.samples)
-    x, y, loss_fn = data.x, data.y, data.loss_fn
     centre = flat_parameters(model)
     explained = None
     if req.directions == "random":
-        d1, d2 = random_directions(model, req.seed)
+        d1, d2 = random_directions(model, req.seed, ignore_bias_bn=not req.bias_bn)
     elif req.directions == "pca":
         d1, d2, explained = pca_directions(subject.trajectory, centre)
     else:
         d1, d2 = init_final_directions(
             torch.as_tensor(subject.trajectory[0], dtype=centre.dtype), model, req.seed
         )
-    ev = PlaneEvaluator(model, loss_fn, x, y, centre, d1, d2, subject.classes, req.precision)
     coords = off = None
     if subject.trajectory is not None:
-        coords, off = project(
-            subject.trajectory, centre.numpy(), d1.float().numpy(), d2.float().numpy()
-        )
+        coords, off = project(subject.trajectory, centre.numpy(), d1.numpy(), d2.numpy())
+    problem = problem_for(subject, req.samples, device)
+    on = {"device": device}
+    try:
+        ev = problem.evaluator(centre.to(**on), d1.to(**on), d2.to(**on), req.precision)
+    except ExperimentError as exc:
+        raise LandscapeError(str(exc)) from None
     span = req.span
     if span == 0:
         span = 1.0
@@ -260,18 +187,39 @@ def run(
     alphas = axes(span, req.resolution)
     betas = alphas.copy()
     compiled = req.compile == "on" or (
-        req.compile == "auto" and req.resolution**2 * x.numel() >= COMPILE_WORTH_IT
+        req.compile == "auto" and req.resolution**2 * problem.numbers >= COMPILE_WORTH_IT
     )
     if compiled:
         ev.compile()
-    yield Planned(alphas, betas, req.directions, explained, data.n, data.total)
+    yield Planned(alphas, betas, req.directions, explained, problem.n, problem.total)
     # the checkpoint itself, exactly (an even resolution has no grid point there)
-    centre_loss, centre_acc = ev.at(0.0, 0.0)
-    grid = Grid(ev, alphas, betas)
-    yield from grid.rows()
+    try:
+        centre_loss, centre_acc = ev.at(0.0, 0.0)
+    except ExperimentError as exc:
+        raise LandscapeError(str(exc)) from None
+    grid = None
+    if world.main:
+        fp = fingerprint(subject, req, alphas, betas, centre, d1, d2, problem.n)
+        grid = dist.PartialGrid.empty(fp, (len(betas), len(alphas)), bool(ev.classes))
+        if partial is not None:
+            found, why = dist.PartialGrid.load(partial, fp, grid.done.shape)
+            if found is not None:
+                grid = found
+            if found is not None or why:
+                yield Resumed(str(partial), found.count if found else 0, grid.done.size, why)
+    reported = np.zeros(len(betas), dtype=bool)
+    for _ in dist.fill(ev, alphas, betas, grid, world, partial, should_stop):
+        if grid is None:
+            continue
+        for i in np.flatnonzero(grid.done.all(axis=1) & ~reported):
+            reported[i] = True
+            acc = None if grid.acc is None else grid.acc[i].copy()
+            yield Row(int(i), grid.loss[i].copy(), acc)
+    if grid is None or not grid.done.all():
+        return  # another rank's share is done, or the grid was stopped (its rows are kept)
     extras: dict[str, Any] = {}
     if coords is not None:
-        true_loss = path_losses(model, loss_fn, x, y, subject.trajectory)
+        true_loss = problem.path_losses(subject.trajectory)
         plane_loss = np.array([ev.at(float(a), float(b))[0] for a, b in coords])
         epoch_index = [
             int(np.searchsorted(subject.steps, s, side="right") - 1) for s in subject.epoch_steps
@@ -287,23 +235,12 @@ def run(
         }
         yield path
         start = torch.as_tensor(subject.trajectory[0], dtype=centre.dtype)
-        line = interpolate(
-            model, loss_fn, x, y, start, centre, req.line_points, classes=subject.classes
-        )
+        line = problem.line(start.to(**on), centre.to(**on), req.line_points)
         extras |= {"line_t": line.t, "line_loss": line.loss}
         yield line
     if req.eigenvalues:
         try:
-            values, _ = hessian_eigs(
-                model,
-                loss_fn,
-                x,
-                y,
-                k=req.eigenvalues,
-                iters=20,
-                tol=1e-3,
-                should_stop=should_stop,
-            )
+            values = problem.hessian(req.eigenvalues, should_stop)
         except InterruptedError:
             return
         extras["hessian"] = values
@@ -318,7 +255,7 @@ def run(
         d2.float().numpy(),
         req.directions,
         req.precision,
-        len(x),
+        problem.n,
         explained,
         {
             "run": subject.name,
@@ -329,15 +266,35 @@ def run(
             "compiled": ev.compiled,
             "seed": req.seed,
             "source": subject.source,
-            "n_total": data.total,
-            "sum_scale": data.scale,
+            "n_total": problem.total,
+            "sum_scale": problem.scale,
             "centre_loss": centre_loss,
             "centre_acc": centre_acc,
             "checkpoint_val_loss": subject.checkpoint_val_loss,
+            "device": device,
+            "bias_bn": req.bias_bn,
+            "model_file": str(subject.experiment.path) if subject.experiment else None,
         },
         extras,
     )
     yield Done(land, time.perf_counter() - t0)
+
+
+def fingerprint(subject, req, alphas, betas, centre, d1, d2, n_eval) -> str:
+    """What a grid's values depend on: the model (file and weights), the plane, the grid, the
+    data evaluated and the precision."""
+    return dist.fingerprint(
+        model_file=subject.experiment.digest if subject.experiment else "",
+        task=subject.task,
+        source=subject.source,
+        centre=centre,
+        d1=d1,
+        d2=d2,
+        alphas=alphas,
+        betas=betas,
+        samples=n_eval,
+        precision=req.precision,
+    )
 
 
 __all__ = [
@@ -348,7 +305,10 @@ __all__ = [
     "PathResult",
     "Planned",
     "Request",
+    "Resumed",
     "Subject",
+    "fingerprint",
+    "load_model_subject",
     "load_subject",
     "run",
 ]

@@ -24,9 +24,9 @@ class Bowl:
     def __init__(self):
         self.calls = 0
 
-    def at(self, a, b):
-        self.calls += 1
-        return a * a + 2 * b * b, a
+    def row(self, alphas, b):
+        self.calls += len(alphas)
+        return [(a * a + 2 * b * b, a) for a in alphas]
 
 
 def axes():
