@@ -1,6 +1,10 @@
-"""``losslab landscape``: the loss landscape of a trained run, headless, as PNG, SVG or .npz.
+"""``losslab landscape``: the loss landscape of a trained run or of the user's own model,
+headless, as PNG, SVG, .npz, .h5 (loss-landscape's layout) or .vtp (ParaView).
 
-Renders with the same LandscapeView as the window, on Qt's offscreen platform.
+Renders with the same LandscapeView as the window, on Qt's offscreen platform. Runs under
+torchrun too (``torchrun --nproc-per-node N -m app landscape ...``, or ``--workers N``): the
+ranks share the grid, rank 0 alone prints and writes. The grid is saved every few seconds to a
+partial file beside the first output, and the same command resumes from it.
 """
 
 from __future__ import annotations
@@ -13,15 +17,32 @@ from pathlib import Path
 
 import numpy as np
 
-FORMATS = (".png", ".svg", ".npz")
+FORMATS = (".png", ".svg", ".npz", ".h5", ".hdf5", ".vtp")
+PICTURES = (".png", ".svg")
 
 
 def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "landscape",
-        help="the loss landscape of a trained run (PNG, SVG, .npz)",
+        help="the loss landscape of a trained run or your own model (PNG, SVG, .npz, .h5, .vtp)",
         description="Compute the loss on a plane through a trained model's weights, with its "
-        "training path projected on it. Give a checkpoint, a run record, or both.",
+        "training path projected on it. Give a checkpoint, a run record, or both; or your own "
+        "model as an experiment file (--model); or --load a saved landscape to re-render it.",
+        epilog="Several processes: torchrun --nproc-per-node N -m app landscape ... (also "
+        "--nnodes and --rdzv-endpoint for several machines), or --workers N on one machine. "
+        "An interrupted grid resumes when the same command runs again.",
+    )
+    p.add_argument(
+        "--model",
+        metavar="FILE.py",
+        help="your own model: an experiment file defining model() and batches() (and "
+        "optionally loss(model, batch)); it is your code, run as `python FILE.py` would",
+    )
+    p.add_argument(
+        "--load",
+        metavar="FILE",
+        help="re-render a saved landscape (.npz, or .h5 as LossLab or loss-landscape wrote it) "
+        "without computing anything",
     )
     p.add_argument("--checkpoint", metavar="PT", help="the weights (default: the run's best)")
     p.add_argument(
@@ -49,6 +70,27 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
         "set when it is small, as for the sine fit; else 1000)",
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 preview (approximate)")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where the model, the data and the directions go (default cpu; under torchrun "
+        "each rank uses cuda:LOCAL_RANK)",
+    )
+    p.add_argument(
+        "--include-bias-bn",
+        action="store_true",
+        help="random directions include biases and BatchNorm parameters (left out by default, "
+        "as loss-landscape's --xignore biasbn)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N local processes through torch's launcher (torch.distributed.run) and "
+        "share the grid among them",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     p.add_argument(
         "--compile",
@@ -62,7 +104,11 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="1400x1000", help="picture size (default 1400x1000)")
     p.add_argument("--theme", choices=("dark", "light"), default="light")
     p.add_argument(
-        "--out", action="append", required=True, metavar="FILE", help=".png .svg .npz (repeatable)"
+        "--out",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help=".png .svg .npz .h5 .vtp (repeatable)",
     )
     p.set_defaults(handler=run_landscape, parser=p)
 
@@ -86,25 +132,114 @@ def check_outputs(outs: list[str]) -> str:
 
 
 def run_landscape(args: argparse.Namespace) -> int:
-    from app.export import ExportError, parse_size
+    from core.landscape import distributed as dist
+
+    world = dist.World.from_env()
+
+    def fail(msg: str, code: int = 2) -> int:
+        if world.main:  # every rank finds the same bad argument: say it once
+            print(f"losslab landscape: error: {msg}", file=sys.stderr)
+        return code
+
+    if args.load and (args.checkpoint or args.run or args.model):
+        return fail("--load re-renders a saved landscape: give it alone, without --checkpoint, "
+                    "--run or --model")  # fmt: skip
+    if not (args.checkpoint or args.run or args.model or args.load):
+        return fail("give --checkpoint, --run, --model, or --load")
+    if not (1 <= args.workers <= 256):
+        return fail(f"Invalid --workers: {args.workers} (1 .. 256)")
+    problem = check_outputs(args.out)
+    if problem:
+        return fail(problem)
+    if args.workers > 1 and not world.distributed:
+        return _launch_workers(args.workers)
+    from app.export import parse_size
+
+    try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        return fail(str(exc))
+    if args.load:
+        return _rerender(args, size, fail)
+    return _compute(args, size, world, fail)
+
+
+def _launch_workers(n: int) -> int:
+    """Run this same command in ``n`` processes through torch's launcher, the rendezvous on
+    this machine; the launcher's exit code is ours."""
+    import socket
+    import subprocess
+
+    argv = _without_workers(sys.argv[1:])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+        "--nproc-per-node", str(n), "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0", "-m", "app", *argv,
+    ]  # fmt: skip
+    threads = str(max(1, (os.cpu_count() or 1) // n))  # each rank its share of the cores
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    try:
+        return subprocess.run(cmd, env=env).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
+
+
+def _rerender(args, size, fail) -> int:
+    from app.export import ExportError
+    from core.landscape import formats
+    from core.landscape.directions import LandscapeError
+    from core.landscape.plane import Landscape
+
+    try:
+        land = formats.load(args.load)
+    except LandscapeError as exc:
+        return fail(str(exc))
+    if not isinstance(land, Landscape):
+        return fail(f"{args.load} holds a 1-D line, not a 2-D landscape: nothing to draw here")
+    print(f"Loaded {args.load}: {len(land.alphas)}x{len(land.betas)} grid, {land.directions}")
+    for out in args.out:
+        try:
+            _write(land, out, size, args)
+        except (OSError, ExportError, LandscapeError) as exc:
+            return fail(f"cannot write {out}: {exc}", 1)
+        print(f"Wrote {out}")
+    return 0
+
+
+def _write(land, out: str, size, args) -> None:
+    from core.landscape import formats
+
+    if Path(out).suffix.lower() in PICTURES:
+        _picture(land, out, size, args.theme == "dark", args.log)
+    else:
+        formats.save(land, out)
+
+
+def _compute(args, size, world, fail) -> int:
+    import signal
+
+    from app.export import ExportError
+    from core.landscape import distributed as dist
     from core.landscape import job as lj
     from core.landscape.directions import LandscapeError
     from core.landscape.plane import Line, Row
     from core.train.data import DataError
 
-    def fail(msg: str, code: int = 2) -> int:
-        print(f"losslab landscape: error: {msg}", file=sys.stderr)
-        return code
-
-    if not (args.checkpoint or args.run):
-        return fail("give --checkpoint, --run, or both")
-    problem = check_outputs(args.out)
-    if problem:
-        return fail(problem)
-    try:
-        size = parse_size(args.size)
-    except ValueError as exc:
-        return fail(str(exc))
     req = lj.Request(
         directions=args.directions,
         span=args.span,
@@ -114,62 +249,100 @@ def run_landscape(args: argparse.Namespace) -> int:
         seed=args.seed,
         eigenvalues=args.eigenvalues,
         compile=args.compile,
+        device=args.device,
+        bias_bn=args.include_bias_bn,
     )
     t0 = time.perf_counter()
+    say = print if world.main else (lambda *a, **k: None)
     try:
-        subject = lj.load_subject(args.checkpoint, args.run, args.data_dir)
+        dist.start(world, args.device if args.device != "auto" else "auto")
+        if args.model:
+            subject = lj.load_model_subject(args.model, args.checkpoint, args.run)
+        else:
+            subject = lj.load_subject(args.checkpoint, args.run, args.data_dir)
         req.check(subject)
     except (LandscapeError, DataError, OSError) as exc:
         return fail(str(exc))
-    print(f"Run {subject.name!r} ({subject.task}), checkpoint {subject.checkpoint}")
-    print(f"Data: {subject.source}")
+    if args.model:
+        say(f"Your model: {args.model} (the loss is the mean of loss(model, batch) over its "
+            "batches)")  # fmt: skip
+        say(f"Weights: {subject.checkpoint or 'as model() builds them (no checkpoint)'}")
+    else:
+        say(f"Run {subject.name!r} ({subject.task}), checkpoint {subject.checkpoint}")
+    say(f"Data: {subject.source}")
+    if world.distributed:
+        say(f"{world.size} ranks share the grid (rank 0 gathers and writes)")
+    partial = dist.partial_path(args.out[0])
+    # the launcher stops the ranks with SIGTERM: save what is gathered first, as for Ctrl+C
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bar = None
     land = None
     try:
-        for e in lj.run(subject, req):
+        for e in lj.run(subject, req, world=world, partial=partial if world.main else None):
             if isinstance(e, lj.Planned):
-                print(f"Evaluating on {_samples(e.n_eval, e.n_total)}")
-                bar = _bar(len(e.alphas), len(e.betas))
+                what = f"all {e.n_eval} batches" if args.model else _samples(e.n_eval, e.n_total)
+                say(f"Evaluating on {what}")
+                bar = _bar(len(e.alphas), len(e.betas)) if world.main else None
+            elif isinstance(e, lj.Resumed):
+                if e.why:
+                    say(e.why)
+                else:
+                    say(f"resuming from {e.path}: {e.done:,} of {e.total:,} points done")
+                    if bar is not None:
+                        bar.resumed(e.done)
             elif isinstance(e, Row):
-                bar(e.index + 1)
+                if bar is not None:
+                    bar(e.index + 1)
             elif isinstance(e, lj.Done):
                 land = e.landscape
                 land.meta["seconds"] = round(e.seconds, 2)  # as the window saves it
             elif isinstance(e, lj.Curvature):
                 vals = ", ".join(f"{v:.4g}" for v in e.eigenvalues)
-                print(f"Top Hessian eigenvalues at the checkpoint: {vals}")
+                say(f"Top Hessian eigenvalues at the checkpoint: {vals}")
             elif isinstance(e, lj.PathResult | Line):
                 pass  # drawn in the pictures, saved in the .npz
             else:
                 raise TypeError(f"Unknown landscape event: {type(e).__name__}")
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar(None)
+        if world.main:
+            kept = f"; the points done are kept in {partial}" if partial.exists() else ""
+            print(f"losslab landscape: interrupted{kept}. Run the same command again to "
+                  "continue.", file=sys.stderr)  # fmt: skip
+        return 130
+    except dist.RankFailed as exc:
+        return fail(f"{exc}. Run the same command again to continue from there.", 1)
     except (LandscapeError, DataError) as exc:
         return fail(str(exc))
     finally:
         if bar is not None:
             bar(None)
+        dist.stop(world)
+    if not world.main:
+        return 0  # rank 0 writes
     assert land is not None
-    print(
+    say(
         f"{len(land.alphas)}x{len(land.betas)} grid, {land.directions} directions, "
-        f"{land.n_eval:,} samples, {land.precision}: {time.perf_counter() - t0:.1f} s; "
+        f"{land.n_eval:,} {'batches' if args.model else 'samples'}, {land.precision}: "
+        f"{time.perf_counter() - t0:.1f} s; "
         f"loss {np.nanmin(land.loss):.5g} .. {np.nanmax(land.loss):.5g}"
     )
-    print(_centre_line(land.meta))
+    say(_centre_line(land.meta))
     if land.explained is not None:
-        print(
+        say(
             f"PCA explains {100 * land.explained[0]:.1f}% + {100 * land.explained[1]:.1f}% "
             "of the path's variance"
         )
     for out in args.out:
         try:
-            if out.lower().endswith(".npz"):
-                land.save(out)
-            else:
-                _picture(land, out, size, args.theme == "dark", args.log)
-        except (OSError, ExportError) as exc:
+            _write(land, out, size, args)
+        except (OSError, ExportError, LandscapeError) as exc:
             kept = _keep(land)
             where = f"the grid is kept in {kept}" if kept else "the grid could not be kept either"
             return fail(f"cannot write {out}: {exc}; {where}", 1)
-        print(f"Wrote {out}")
+        say(f"Wrote {out}")
+    partial.unlink(missing_ok=True)  # everything is written: nothing left to resume
     return 0
 
 
@@ -250,23 +423,33 @@ def _bar(columns: int, rows: int):
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="pt", desc="grid", unit_scale=False)
+        bars = [tqdm(total=total, unit="pt", desc="grid", unit_scale=False)]
 
         def update(done):
             if done is None:
-                bar.close()
+                bars[0].close()
             else:
-                bar.update(done * columns - bar.n)
+                bars[0].update(done * columns - bars[0].n)
 
+        def resumed_bar(points: int) -> None:  # the speed counts only the points done now
+            bars[0].close()
+            bars[0] = tqdm(total=total, initial=points, unit="pt", desc="grid", unit_scale=False)
+
+        update.resumed = resumed_bar
         return update
 
     clock = GridClock(total)
+    state = {"resumed": 0}
 
     def plain(done):
         if done is not None and (done == rows or done % 10 == 0):
-            eta = clock.tick(done * columns).text()
+            eta = clock.tick(done * columns - state["resumed"]).text()
             print(f"grid rows {done}/{rows}" + (f": {eta}" if eta else ""), flush=True)
 
+    def resumed(points: int) -> None:
+        state["resumed"] = points
+
+    plain.resumed = resumed
     return plain
 
 

@@ -7,6 +7,8 @@ subcommands start fast and work without a display.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -82,7 +84,14 @@ def _join_coordinates(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     full = any(a in SUBCOMMANDS or a in ("-h", "--help") for a in argv)
-    args = build_parser(with_subcommands=full).parse_args(_join_coordinates(argv))
+    if os.environ.get("RANK", "0") != "0":
+        # a torchrun rank other than 0: rank 0 speaks for all (a bad argument is said once);
+        # what goes wrong on this rank alone still reaches stderr, named by the launcher
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = build_parser(with_subcommands=full).parse_args(_join_coordinates(argv))
+    else:
+        args = build_parser(with_subcommands=full).parse_args(_join_coordinates(argv))
     if not full:
         args.command = None
     if args.command is not None:
