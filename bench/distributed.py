@@ -1,0 +1,136 @@
+"""Landscape grids over torch.distributed ranks: points/s and scaling; prints a table, not a test.
+
+For the BN-ResNet example (assets/examples/resnet_bn.py, the generic evaluator) and LeNet-5
+(synthetic digits, 1,000 images, the fast evaluator), the same grid of filter-normalised random
+directions is computed:
+
+* 1 process, 1 thread;
+* 1 process, 2 threads;
+* 2 ranks (torchrun, gloo, rendezvous on 127.0.0.1), 1 thread each.
+
+Only the grid is timed (after loading, on rank 0, between two barriers). Scaling efficiency is
+the speed-up over 1 process x 1 thread divided by the number of cores used.
+
+Run: .venv/bin/python bench/distributed.py [--grid 9] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def child(model: str, grid: int, threads: int) -> None:
+    import numpy as np
+    import torch
+
+    from core.landscape import distributed as dist
+    from core.landscape.directions import flat_parameters, random_directions
+
+    world = dist.World.from_env()
+    dist.start(world)
+    torch.set_num_threads(threads)
+    if model == "resnet_bn":
+        from core.landscape.generic import GenericEvaluator
+        from core.train.experiment import load_experiment
+
+        e = load_experiment(ROOT / "assets" / "examples" / "resnet_bn.py")
+        m = e.build_model().eval()
+        c = flat_parameters(m)
+        d1, d2 = random_directions(m, 0)
+        ev = GenericEvaluator(m, e.batches(), e.loss, c, d1, d2, accuracy=True)
+    else:
+        from core.landscape.evaluator import PlaneEvaluator
+        from core.train.losses import LossSpec, build_loss
+        from core.train.tasks import build_task
+
+        setup = build_task("lenet", dataset="synthetic")
+        m = setup.model.eval()
+        c = flat_parameters(m)
+        d1, d2 = random_directions(m, 0)
+        ev = PlaneEvaluator(
+            m, build_loss(LossSpec("cross_entropy")), setup.val_x[:1000], setup.val_y[:1000],
+            c, d1, d2, 10,
+        )  # fmt: skip
+    axes = np.linspace(-1, 1, grid)
+    target = dist.PartialGrid.empty("bench", (grid, grid), True) if world.main else None
+    if world.distributed:
+        torch.distributed.barrier()
+    t0 = time.perf_counter()
+    for _ in dist.fill(ev, axes, axes, target, world):
+        pass
+    if world.distributed:
+        torch.distributed.barrier()
+    seconds = time.perf_counter() - t0
+    if world.main:
+        print(json.dumps({"points_per_s": grid * grid / seconds, "seconds": seconds}))
+    dist.stop(world)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(model: str, grid: int, ranks: int, threads: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    me = [__file__, "--child", model, "--grid", str(grid), "--threads", str(threads)]
+    if ranks == 1:
+        cmd = [sys.executable, *me]
+    else:
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+            "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", f"127.0.0.1:{free_port()}", *me,
+        ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    return json.loads(line)["points_per_s"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grid", type=int, default=9)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.grid, args.threads)
+        return 0
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}")  # fmt: skip
+    print(f"{args.grid}x{args.grid} grid, median of {args.repeats} interleaved runs\n")
+    setups = [("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
+              ("2 ranks x 1 thread", 2, 1)]  # fmt: skip
+    print("| model | setup | points/s | speed-up | scaling efficiency |")
+    print("|---|---|---|---|---|")
+    for model in ("resnet_bn", "lenet"):
+        got: dict[str, list[float]] = {s[0]: [] for s in setups}
+        for _ in range(args.repeats):
+            for name, ranks, threads in setups:
+                got[name].append(measure(model, args.grid, ranks, threads))
+        base = statistics.median(got[setups[0][0]])
+        for name, ranks, threads in setups:
+            rate = statistics.median(got[name])
+            cores = ranks * threads
+            print(f"| {model} | {name} | {rate:.2f} | {rate / base:.2f}x | "
+                  f"{rate / base / cores:.0%} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
