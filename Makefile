@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-install
 
-.PHONY: run test lint bench setup clean
+.PHONY: run test test-fast lint bench setup clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile
+
+# while working: everything but the tests marked slow, still on every core
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -11,6 +11,10 @@ else:  # everything else renders offscreen, where OpenGL does not exist
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     collect_ignore_glob = ["gl/*"]
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one torch thread each, or they fight over the cores
+    # (on a busy 2-core box the sine fit took 51 s with 2 threads, 2.9 s with 1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 import http.server  # noqa: E402
