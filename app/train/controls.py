@@ -8,12 +8,13 @@ import html
 import torch
 from PySide6 import QtCore, QtWidgets
 
-from app.widgets import NumberEdit, editor_for
+from app.widgets import NumberEdit, editor_for, error_label
 from core.optimizers import (
     CATALOGUE,
     SCHEDULERS,
     OptimizerSpec,
     SchedulerSpec,
+    build_optimizer,
     get_optimizer,
     get_scheduler,
 )
@@ -24,6 +25,7 @@ from core.train.tasks import TASKS, build_model, default_hyper, get_task
 from core.train.training import TrainConfig
 
 FORMS = ("numpy", "autograd", "module")
+_PROBE = torch.nn.Parameter(torch.zeros(1))  # what a trial optimizer is built on
 FORM_LABELS = {"numpy": "NumPy", "autograd": "autograd", "module": "nn.Linear"}
 
 
@@ -49,6 +51,7 @@ class TrainControls(QtWidgets.QWidget):
 
     def _build(self) -> None:
         self.task = QtWidgets.QComboBox()
+        self.task.setToolTip("What to train: each task brings its model, data and defaults")
         for key, t in TASKS.items():
             self.task.addItem(t.label, key)
         self.task.currentIndexChanged.connect(lambda _: self._task_changed())
@@ -59,6 +62,9 @@ class TrainControls(QtWidgets.QWidget):
         self.dataset = QtWidgets.QComboBox()
         self.dataset.addItem("MNIST", "mnist")
         self.dataset.addItem("Synthetic digits (offline demo, not MNIST)", "synthetic")
+        self.dataset.setToolTip(
+            "MNIST's test set (downloaded once), or synthetic digits that need no download"
+        )
         self.dataset.currentIndexChanged.connect(lambda _: self.refresh_data_status())
         self.data_status = QtWidgets.QLabel()
         self.data_status.setWordWrap(True)
@@ -72,9 +78,12 @@ class TrainControls(QtWidgets.QWidget):
         self.limit.setRange(0, 60_000)
         self.limit.setSingleStep(500)
         self.limit.setSpecialValueText("all")
-        self.limit.setToolTip("Train on only this many images (a quicker demo); 0 = all")
+        self.limit.setToolTip(
+            "Train on only this many images (a quicker demo): 0 (all) .. 60,000, in steps of 500"
+        )
         self.activation = QtWidgets.QComboBox()
         self.activation.addItems(["relu", "tanh"])
+        self.activation.setToolTip("LeNet-5's activation: relu (modern) or tanh (the 1998 paper)")
         self.activation.currentIndexChanged.connect(lambda _: self._show_model())
         self.data_box = QtWidgets.QGroupBox("Data")
         dl = _form_layout()
@@ -102,38 +111,56 @@ class TrainControls(QtWidgets.QWidget):
 
         # training
         self.loss = QtWidgets.QComboBox()
+        self.loss.setToolTip("The loss minimised; only losses that fit the task are offered")
         self.optimizer = QtWidgets.QComboBox()
+        self.optimizer.setToolTip(
+            "A torch.optim optimizer; its hyperparameters appear below with their defaults"
+        )
         for key, o in CATALOGUE.items():
             self.optimizer.addItem(o.label, key)
         self.optimizer.currentIndexChanged.connect(lambda _: self._optimizer_changed())
         self.hyper_box = QtWidgets.QWidget()
         self.hyper_form = _form_layout()
         self.hyper_box.setLayout(self.hyper_form)
+        self.hyper_error = error_label("hyper_error")
         self.scheduler = QtWidgets.QComboBox()
         self.scheduler.addItem("none (constant lr)", None)
+        self.scheduler.setToolTip("How the learning rate changes during the run")
         for key, s in SCHEDULERS.items():
             self.scheduler.addItem(s.label, key)
         self.scheduler.currentIndexChanged.connect(lambda _: self._scheduler_changed())
         self.interval = QtWidgets.QComboBox()
         self.interval.addItem("each epoch", "epoch")
         self.interval.addItem("each step", "step")
+        self.interval.setToolTip("When the schedule steps: after each epoch or each batch")
         self.sched_box = QtWidgets.QWidget()
         self.sched_form = _form_layout()
         self.sched_box.setLayout(self.sched_form)
         self.clip = QtWidgets.QCheckBox("clip gradient norm to")
+        self.clip.setToolTip("Rescale the gradient when its norm is larger (clip_grad_norm_)")
         self.clip_value = NumberEdit(1e-3, 100.0, True, 1.0)
+        self.clip_value.setToolTip("The largest gradient norm allowed: 0.001 .. 100")
         self.clip_value.setEnabled(False)
         self.clip.toggled.connect(self.clip_value.setEnabled)
         self.epochs = QtWidgets.QSpinBox()
         self.epochs.setRange(1, 1_000_000)
+        self.epochs.setToolTip(
+            "Passes over the training data: 1 .. 1,000,000 (Continue: this many more)"
+        )
         self.batch = QtWidgets.QSpinBox()
         self.batch.setRange(0, 1_000_000)
         self.batch.setSpecialValueText("full batch")
+        self.batch.setToolTip("Samples per step: 0 (full batch) .. 1,000,000")
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip(
+            "Seeds the initial weights and the batch order: 0 .. 2,147,483,647; the same seed "
+            "and settings give the same run"
+        )
         self.device = QtWidgets.QComboBox()
         self.device.addItem("CPU", "cpu")
         self.device.addItem("CUDA", "cuda")
+        self.device.setToolTip("Where the model trains: the CPU, or an NVIDIA GPU (CUDA)")
         if not torch.cuda.is_available():
             item = self.device.model().item(1)
             item.setEnabled(False)
@@ -149,6 +176,7 @@ class TrainControls(QtWidgets.QWidget):
         tl.addRow("Loss", self.loss)
         tl.addRow("Optimizer", self.optimizer)
         tl.addRow(self.hyper_box)
+        tl.addRow(self.hyper_error)
         tl.addRow("LR schedule", self.scheduler)
         tl.addRow("  step it", self.interval)
         tl.addRow(self.sched_box)
@@ -167,6 +195,25 @@ class TrainControls(QtWidgets.QWidget):
         lay.addWidget(self.data_box)
         lay.addWidget(self.model_box)
         lay.addWidget(train_box)
+        for name in (
+            "task",
+            "dataset",
+            "limit",
+            "activation",
+            "forms",
+            "loss",
+            "optimizer",
+            "scheduler",
+            "interval",
+            "clip",
+            "clip_value",
+            "epochs",
+            "batch",
+            "seed",
+            "device",
+        ):
+            getattr(self, name).setObjectName(name)
+        self.download_btn.setObjectName("download_mnist")
         self.inputs = (
             self.task,
             self.forms,
@@ -229,13 +276,29 @@ class TrainControls(QtWidgets.QWidget):
         info = get_optimizer(self.optimizer.currentData())
         while self.hyper_form.rowCount():
             self.hyper_form.removeRow(0)
+        self.hyper_error.setText("")
         values = {p.name: p.default for p in info.params} | self.hyper
+        editors: dict[str, QtWidgets.QWidget] = {}
         for p in info.params:
 
             def change(v, name=p.name):
+                # checked as it is edited, as the Race does, by building the real optimizer:
+                # a number torch refuses is marked at its box and the last good one stays; a
+                # switch (Nesterov without momentum) is kept, with the reason under the rows
+                try:
+                    build_optimizer(OptimizerSpec(info.key, {**self.hyper, name: v}), [_PROBE])
+                except ValueError as exc:
+                    if hasattr(editors[name], "set_error"):
+                        editors[name].set_error(str(exc))
+                        return
+                    self.hyper[name] = v
+                    self.hyper_error.setText(str(exc))
+                    return
                 self.hyper[name] = v
+                self.hyper_error.setText("")
 
-            self.hyper_form.addRow(f"  {p.name}", editor_for(p, values[p.name], change))
+            editors[p.name] = editor_for(p, values[p.name], change)
+            self.hyper_form.addRow(f"  {p.name}", editors[p.name])
 
     def _scheduler_changed(self) -> None:
         self.sched_hyper = {}
@@ -244,16 +307,25 @@ class TrainControls(QtWidgets.QWidget):
         key = self.scheduler.currentData()
         self.interval.setEnabled(key is not None)
         if key is None:
+            self.scheduler.setToolTip("How the learning rate changes during the run")
             return
         info = get_scheduler(key)
         self.scheduler.setToolTip(info.caption)
         values = {p.name: p.default for p in info.params}
+        editors: dict[str, QtWidgets.QWidget] = {}
         for p in info.params:
 
             def change(v, name=p.name):
+                try:
+                    SchedulerSpec(key, {**self.sched_hyper, name: v}).resolved()
+                except ValueError as exc:
+                    if hasattr(editors[name], "set_error"):
+                        editors[name].set_error(str(exc))
+                    return
                 self.sched_hyper[name] = v
 
-            editor = editor_for(p, values[p.name], change)
+            editor = editors[p.name] = editor_for(p, values[p.name], change)
+            editor.setObjectName(f"sched_{p.name}")
             if key == "onecycle" and p.name == "total_steps":
                 editor.setToolTip("left alone, it is the run's length (epochs x steps, or epochs)")
             self.sched_form.addRow(f"  {p.name}", editor)
@@ -341,6 +413,19 @@ class TrainControls(QtWidgets.QWidget):
         if not (self.task_key() == "sine" and self.forms.isChecked()):
             return [c]
         return [dataclasses.replace(c, form=f).resolved() for f in FORMS]
+
+    def problems(self) -> list[str]:
+        """What the red boxes say (a value not a number or out of its range), as
+        ``"lr: ..."``; empty when every shown value is good."""
+        out = []
+        for box in self.findChildren(NumberEdit):
+            text = box.error_text() if hasattr(box, "error_text") else ""
+            if text and box.isEnabled():  # clipping off: its box does not count
+                label = box.objectName().removeprefix("param_").removeprefix("sched_")
+                out.append(f"{label}: {text}")
+        if self.hyper_error.text():
+            out.append(self.hyper_error.text())
+        return out
 
     def set_running(self, on: bool) -> None:
         for w in self.inputs:

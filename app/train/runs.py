@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import math
@@ -39,6 +40,8 @@ class Run:
     folder: Path | None = None  # where its checkpoint and record are kept
     file: Path | None = None  # the record's JSON, once saved
     error: str = ""
+    resumed: str = ""  # for a continued run: from where, with which settings
+    hyper_in_use: dict = field(default_factory=dict)  # the optimizer's, as its first step
     t0: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     preview: dict = field(default_factory=dict)
@@ -73,13 +76,17 @@ class Run:
         self.record.add(event)
         if isinstance(event, Started):
             self.preview = dict(event.preview)
+            self.hyper_in_use = dict(getattr(event, "hyper", None) or {})
         elif isinstance(event, Epoch):
             if "samples" in event.details:
                 self.samples = np.asarray(event.details["samples"])
             if "confusion" in event.details:
                 self.confusion = np.asarray(event.details["confusion"])
         elif isinstance(event, Finished):
-            self.status = event.reason
+            self.status = finished_status(event)
+            d = getattr(event, "divergence", None)
+            if d is not None and "divergence" not in self.record.finished:
+                self.record.finished["divergence"] = dataclasses.asdict(d)
         self.dirty |= _REDRAWS.get(type(event), set(PANELS))
 
     def touch(self) -> None:
@@ -117,6 +124,17 @@ class Run:
 
     # --- words ---------------------------------------------------------------------------
 
+    def task_label(self) -> str:
+        """What the run trained, data included: a synthetic-digits LeNet run is not "on
+        MNIST" (files written before core named the data say so only in the config)."""
+        started = self.record.started or {}
+        task = TASKS.get(self.task)
+        label = started.get("label") or (task.label if task else self.task)
+        dataset = started.get("dataset") or self.record.config.get("dataset")
+        if dataset == "synthetic" and "synthetic" not in label.lower():
+            label = label.replace(" on MNIST", "") + " on synthetic digits"
+        return label
+
     def config_text(self) -> str:
         c = self.record.config
         opt = c.get("optimizer") or {}
@@ -133,6 +151,8 @@ class Run:
         bs = c.get("batch_size")
         parts.append("full batch" if bs == 0 else f"batch {bs}")
         parts.append(f"{c.get('epochs')} ep")
+        if c.get("resume"):
+            parts.append("continued from a checkpoint")
         sched = c.get("scheduler")
         if sched:
             parts.append(f"{sched.get('name')} schedule")
@@ -149,6 +169,51 @@ class Run:
         if v is None and self.record.epochs:
             v = self.record.epochs[-1].get(key)
         return None if v is None or not math.isfinite(v) else float(v)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``, ``1,875 steps``."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def finished_status(finished) -> str:
+    """How a run ended, from a Finished event or a run record's ``finished`` dict:
+    completed, stopped or diverged (core's ``status``; ``reason`` in older files)."""
+    get = finished.get if isinstance(finished, dict) else lambda k: getattr(finished, k, None)
+    return str(get("status") or get("reason") or "opened")
+
+
+def divergence(record: RunRecord) -> dict | None:
+    """Where and why a run diverged: ``{step, epoch, reason, advice}``, else None.
+
+    From the record's ``finished`` (core.train.training.Divergence as a dict) or, for a file
+    written before that existed, its message."""
+    fin = record.finished or {}
+    d = fin.get("divergence") or getattr(record, "divergence", None)
+    if d is not None and not isinstance(d, dict):
+        d = dataclasses.asdict(d) if dataclasses.is_dataclass(d) else None
+    if d:
+        return d
+    if finished_status(fin) == "diverged":
+        return {"reason": fin.get("message") or "the loss stopped being finite"}
+    return None
+
+
+def divergence_text(record: RunRecord) -> str:
+    """One line: at which step, why, what to try."""
+    d = divergence(record)
+    if d is None:
+        return ""
+    reason = str(d.get("reason") or "").strip()
+    step, epoch = d.get("step"), d.get("epoch")
+    text = reason
+    if step is not None and f"step {step}" not in reason:  # core's reason names its step
+        text = f"at step {step:,}: {reason}"
+    if epoch is not None:
+        text += f" (epoch {epoch})"
+    if d.get("advice"):
+        text += f". Try: {d['advice']}"
+    return text
 
 
 def runs_csv(runs: list[Run], weight: float) -> bytes:
@@ -205,6 +270,7 @@ class RunsTable(QtWidgets.QTableWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(0, len(self.COLUMNS), parent)
+        self.setObjectName("runs_table")
         self.setHorizontalHeaderLabels(self.COLUMNS)
         self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -242,14 +308,18 @@ class RunsTable(QtWidgets.QTableWidget):
     def refresh_row(self, row: int) -> None:
         run = self.runs[row]
         self._filling = True
-        task = TASKS.get(run.task)
-        self.item(row, 2).setText(task.label if task else run.task)
+        self.item(row, 2).setText(run.task_label())
         self.item(row, 3).setText(run.config_text())
         self.item(row, 3).setToolTip(run.config_text())
         status = self.item(row, 4)
         status.setText(run.status)
-        status.setToolTip(run.error or run.record.finished.get("message") or run.status)
-        colour = STATUS_COLOURS.get(run.status)
+        status.setToolTip(
+            run.error
+            or divergence_text(run.record)
+            or run.record.finished.get("message")
+            or run.status
+        )
+        colour = STATUS_COLOURS.get(run.status.removesuffix(" (file)"))
         status.setForeground(QtGui.QBrush(QtGui.QColor(colour)) if colour else QtGui.QBrush())
         loss, acc = run.final("val_loss"), run.final("val_accuracy")
         self.item(row, 5).setText("" if loss is None else f"{loss:.4g}")
@@ -295,4 +365,14 @@ def unique_name(base: str, taken: set[str]) -> str:
     raise AssertionError("unreachable")
 
 
-__all__ = ["PANELS", "Run", "RunsTable", "runs_csv", "unique_name"]
+__all__ = [
+    "PANELS",
+    "Run",
+    "RunsTable",
+    "divergence",
+    "divergence_text",
+    "finished_status",
+    "plural",
+    "runs_csv",
+    "unique_name",
+]

@@ -203,7 +203,8 @@ class DigitsGrid(QtWidgets.QWidget):
         self.labels: np.ndarray | None = None
         self.predicted: np.ndarray | None = None
         self.dark = False
-        self.setMinimumSize(240, 150)
+        self.placeholder = "Sample digits and their predicted labels appear after the first epoch."
+        self.setMinimumSize(120, 60)
 
     def set_samples(self, images, labels) -> None:
         self.images = None if images is None else np.asarray(images, dtype=np.uint8)
@@ -229,16 +230,19 @@ class DigitsGrid(QtWidgets.QWidget):
             p.drawText(
                 self.rect(),
                 QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap,
-                "Sample digits and their predicted labels appear after the first epoch.",
+                self.placeholder,
             )
             return
         n = len(self.images)
         cols = self.COLS
         rows = math.ceil(n / cols)
         cell = min(self.width() / cols, (self.height() - 4) / rows)
-        size = max(8, int(cell * 0.62))
+        # the label's line is taken from the cell first: small cells shrink the digit, and
+        # a label never runs into the next row's digit
+        label_px = max(7, min(14, int(cell * 0.24)))
+        size = max(6, min(int(cell * 0.66), int(cell - label_px - 5)))
         font = p.font()
-        font.setPixelSize(max(9, int(cell * 0.22)))
+        font.setPixelSize(label_px)
         font.setBold(True)
         p.setFont(font)
         for i in range(n):
@@ -264,7 +268,7 @@ class DigitsGrid(QtWidgets.QWidget):
                 p.drawRect(target.adjusted(-1, -1, 1, 1))
             p.setPen(colour)
             p.drawText(
-                QtCore.QRect(x0, y0 + size + 2, int(cell), int(cell - size - 2)),
+                QtCore.QRect(x0, y0 + size + 3, int(cell), label_px + 2),
                 QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop,
                 text,
             )
@@ -277,7 +281,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         super().__init__(parent)
         self.matrix: np.ndarray | None = None
         self.dark = False
-        self.setMinimumSize(220, 220)
+        self.setMinimumSize(120, 100)
 
     def set_matrix(self, matrix) -> None:
         self.matrix = None if matrix is None else np.asarray(matrix, dtype=np.int64)
@@ -318,8 +322,13 @@ class ConfusionMatrix(QtWidgets.QWidget):
         p.restore()
         rows = m.sum(axis=1, keepdims=True).clip(min=1)
         share = m / rows
+        # the class labels shrink with the cells: at 1280x720 the cells are ~8 px and 8 px
+        # labels ran into each other
+        label_font = QtGui.QFont(font)
+        label_font.setPixelSize(max(5, min(12, int(cell * 0.9))))
         for i in range(k):
             p.setPen(fg)
+            p.setFont(label_font)
             p.drawText(
                 QtCore.QRectF(margin_l + i * cell, 17, cell, 16),
                 QtCore.Qt.AlignmentFlag.AlignCenter,
@@ -330,6 +339,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
                 QtCore.Qt.AlignmentFlag.AlignCenter,
                 str(i),
             )
+            p.setFont(font)
             for j in range(k):
                 s = float(share[i, j])
                 if i == j:
@@ -352,18 +362,56 @@ class DigitsView(QtWidgets.QWidget):
         super().__init__(parent)
         self.grid = DigitsGrid()
         self.caption = QtWidgets.QLabel("")
+        self.caption.setObjectName("digits_caption")
+        self.caption.setToolTip("Confusion matrix: rows are the true digit, columns the predicted")
         self.caption.setWordWrap(True)
         self.caption.setFixedHeight(2 * self.caption.fontMetrics().lineSpacing() + 4)
         self.confusion = ConfusionMatrix()
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.grid, 2)
+        lay.addWidget(self.grid, 1)
         lay.addWidget(self.caption)
-        lay.addWidget(self.confusion, 3)
+        lay.addWidget(self.confusion, 1)
 
     def set_theme(self, dark: bool) -> None:
         self.grid.dark = self.confusion.dark = dark
         self.update()
+
+    def show_run(self, run) -> None:
+        """The sample digits (live runs only: run files do not keep them) and the latest
+        confusion matrix of ``run`` (an app.train.runs.Run), with one caption that says which
+        epoch they are from."""
+        grid = self.grid
+        images = run.preview.get("images")
+        if images is None:
+            grid.set_samples(None, None)
+        elif grid.images is not images:
+            grid.set_samples(images, run.preview.get("labels"))
+        if run.samples is not None and grid.predicted is not run.samples:
+            grid.set_predictions(run.samples)
+        rows = [r for r in run.record.epochs if r.get("confusion") is not None]
+        epoch = rows[-1]["epoch"] if rows else None
+        confusion = (
+            run.confusion
+            if run.confusion is not None
+            else (rows[-1]["confusion"] if rows else None)
+        )
+        if confusion is None:
+            self.confusion.set_matrix(None)
+        elif self.confusion.matrix is None or not np.array_equal(self.confusion.matrix, confusion):
+            self.confusion.set_matrix(confusion)
+        grid.placeholder = (
+            "Sample digits are not kept in run files: this run's are not available."
+            if images is None and run.record.epochs
+            else "Sample digits and their predicted labels appear after the first epoch."
+        )
+        parts = []
+        if images is not None and run.samples is not None:
+            parts.append(f"{grid.wrong()} of {len(images)} sample digits wrong.")
+        if confusion is not None and epoch is not None:
+            parts.append(f"Confusion matrix after epoch {epoch}:")
+        self.caption.setText(" ".join(parts))
+        grid.update()
 
 
 __all__ = [

@@ -13,9 +13,17 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 
 @pytest.fixture
-def window(main_window):
-    main_window.tabs.setCurrentWidget(main_window.train)
-    return main_window
+def ws(qtbot):
+    """The Train workspace alone, as the window lays it out (the window is built in
+    test_closing_during_training_joins_the_thread): a test starts in about a second less."""
+    from app.train.workspace import TrainWorkspace
+
+    w = TrainWorkspace()
+    qtbot.addWidget(w)
+    w.resize(1430, 850)
+    w.show()
+    yield w
+    w.shutdown()
 
 
 def _choose(train, task, **kw):
@@ -34,11 +42,11 @@ def _choose(train, task, **kw):
 def _finish(train, qtbot, timeout=120_000):
     qtbot.waitUntil(lambda: not train.running, timeout=timeout)
     qtbot.waitUntil(lambda: not train.save_jobs, timeout=30_000)
-    train._redraw(force=True)
+    train.plots.redraw(force=True)
 
 
-def test_sine_fit_runs_and_every_view_follows(window, qtbot):
-    t = window.train
+def test_sine_fit_runs_and_every_view_follows(ws, qtbot):
+    t = ws
     _choose(t, "sine", epochs=300)
     c = t.controls
     assert [c.loss.itemData(i) for i in range(c.loss.count())] == [
@@ -54,15 +62,15 @@ def test_sine_fit_runs_and_every_view_follows(window, qtbot):
     _finish(t, qtbot)
     run = t.runs[-1]
     assert run.status == "completed" and len(run.record.steps["step"]) == 300
-    x, y = t.curves[run].smooth.getData()
+    x, y = t.plots.curves[run].smooth.getData()
     assert len(x) == 300 and y[-1] < y[0]
-    lx, lr = t.curves[run].lr.getData()
+    lx, lr = t.plots.curves[run].lr.getData()
     assert len(lx) == 300 and np.allclose(lr, 1e-3)
-    vx, vy = t.curves[run].val.getData()
+    vx, vy = t.plots.curves[run].val.getData()
     assert len(vx) == 300
-    assert "y = " in t.details.text()
-    assert t.task_view.currentWidget() is t.sine_view
-    fx, fy = t.sine_view.curves[0].getData()
+    assert "y = " in t.plots.details.text()
+    assert t.plots.task_view.currentWidget() is t.plots.sine_view
+    fx, fy = t.plots.sine_view.curves[0].getData()
     a, b, cc, d = run.record.epochs[-1]["coefficients"]
     np.testing.assert_allclose(fy, a + b * fx + cc * fx**2 + d * fx**3, rtol=1e-6, atol=1e-9)
     assert t.start_btn.isEnabled() and t.progress.value() == 100
@@ -73,8 +81,8 @@ def test_sine_fit_runs_and_every_view_follows(window, qtbot):
     assert t.table.item(0, 5).text()  # final validation loss shown
 
 
-def test_the_three_sine_forms_coincide(window, qtbot):
-    t = window.train
+def test_the_three_sine_forms_coincide(ws, qtbot):
+    t = ws
     _choose(t, "sine", epochs=200)
     t.controls.forms.setChecked(True)
     assert t.controls.optimizer.currentData() == "sgd"
@@ -84,33 +92,37 @@ def test_the_three_sine_forms_coincide(window, qtbot):
     assert all(r.status == "completed" for r in t.runs)
     coeffs = np.array([r.record.epochs[-1]["coefficients"] for r in t.runs])
     np.testing.assert_allclose(coeffs, np.broadcast_to(coeffs[0], coeffs.shape), rtol=1e-5)
-    assert "the three forms after 200 steps" in t.details.text()
-    assert len(t.sine_view.curves) == 3
+    assert "the three forms after 200 steps" in t.plots.details.text()
+    assert len(t.plots.sine_view.curves) == 3
 
 
-def test_linear_regression_shows_points_and_line(window, qtbot):
-    t = window.train
+def test_linear_regression_shows_points_and_line(ws, qtbot):
+    t = ws
     _choose(t, "linreg_noisy", epochs=30)
     t.start()
     _finish(t, qtbot)
     run = t.runs[-1]
-    assert t.task_view.currentWidget() is t.line_view
-    px, py = t.line_view.points.getData()
+    assert t.plots.task_view.currentWidget() is t.plots.line_view
+    px, py = t.plots.line_view.points.getData()
     assert len(px) == 200
-    lx, ly = t.line_view.lines[0].getData()
+    lx, ly = t.plots.line_view.lines[0].getData()
     w, b = run.record.epochs[-1]["w"], run.record.epochs[-1]["b"]
     np.testing.assert_allclose(ly, w * lx + b, rtol=1e-9)
     assert abs(w - 2) < 0.3 and abs(b - 1) < 0.6  # y = 2x + 1 + noise
 
 
-def test_lenet_pause_resume_stop_digits_and_confusion(window, qtbot):
-    t = window.train
+def test_lenet_pause_resume_stop_digits_and_confusion(ws, qtbot):
+    t = ws
     _choose(t, "lenet", dataset="synthetic", epochs=50, limit=400)
     t.start()
     run = t.runs[-1]
     qtbot.waitUntil(lambda: len(run.record.epochs) >= 1, timeout=120_000)
     t.toggle_pause()
     assert t.pause_btn.text() == "Resume" and run.status == "paused"
+    # while it trains, the step axis spans the whole run (no relabelling on every redraw)
+    t.plots.redraw(force=True)
+    st = run.record.started
+    assert t.plots.loss_plot.viewRange()[0][1] >= st["epochs"] * st["steps_per_epoch"]
     qtbot.wait(300)
     n = len(run.record.steps["step"])
     qtbot.wait(400)
@@ -122,22 +134,22 @@ def test_lenet_pause_resume_stop_digits_and_confusion(window, qtbot):
     assert run.status == "stopped"
     assert run.record.finished["steps"] < 50 * 13
     # the digits: the first 32 validation images, their labels and the latest predictions
-    grid = t.digits_view.grid
-    assert t.task_view.currentWidget() is t.digits_view
+    grid = t.plots.digits_view.grid
+    assert t.plots.task_view.currentWidget() is t.plots.digits_view
     assert grid.images.shape == (32, 28, 28) and grid.images.dtype == np.uint8
     assert grid.predicted is not None and len(grid.predicted) == 32
     wrong = int((grid.predicted != grid.labels).sum())
-    assert f"{wrong} of 32 sample digits wrong" in t.digits_view.caption.text()
-    m = t.digits_view.confusion.matrix
+    assert f"{wrong} of 32 sample digits wrong" in t.plots.digits_view.caption.text()
+    m = t.plots.digits_view.confusion.matrix
     assert m.shape == (10, 10) and m.sum() == 100  # limit 400 -> 100 validation images
     acc = run.record.epochs[-1]["val_accuracy"]
     assert np.trace(m) / m.sum() == pytest.approx(acc)
-    image = window.grab().toImage()  # the painted views do not fail
+    image = t.grab().toImage()  # the painted views do not fail
     assert not image.isNull()
 
 
-def test_two_runs_compare_rename_hide_remove(window, qtbot):
-    t = window.train
+def test_two_runs_compare_rename_hide_remove(ws, qtbot):
+    t = ws
     _choose(t, "linreg", epochs=40, lr=0.01)
     t.start()
     _finish(t, qtbot)
@@ -148,28 +160,28 @@ def test_two_runs_compare_rename_hide_remove(window, qtbot):
     a, b = t.runs
     assert (a.name, b.name) == ("SGD 0.01", "Adam 0.1") and a.colour != b.colour
     for run in (a, b):
-        x, y = t.curves[run].smooth.getData()
-        assert len(x) == 40 and t.curves[run].smooth.isVisible()
-    assert len(t.legend.items) == 2
+        x, y = t.plots.curves[run].smooth.getData()
+        assert len(x) == 40 and t.plots.curves[run].smooth.isVisible()
+    assert len(t.plots.legend.items) == 2
     # hover reads the nearest step of both runs
-    t.hover.at(20.2)
-    assert [(n, x) for n, x, _ in t.hover.last] == [("SGD 0.01", 20.0), ("Adam 0.1", 20.0)]
+    t.plots.hover.at(20.2)
+    assert [(n, x) for n, x, _ in t.plots.hover.last] == [("SGD 0.01", 20.0), ("Adam 0.1", 20.0)]
     # rename (the table edit), hide, remove
     t.table.item(1, 1).setText("Adam fast")
     assert b.name == "Adam fast" and b.record.name == "Adam fast"
     t.table.item(0, 0).setCheckState(QtCore.Qt.CheckState.Unchecked)
-    assert not a.shown and not t.curves[a].smooth.isVisible()
-    assert len(t.legend.items) == 1
+    assert not a.shown and not t.plots.curves[a].smooth.isVisible()
+    assert len(t.plots.legend.items) == 1
     t.table.selectRow(0)
     t.remove_selected()
     assert t.runs == [b] and t.table.rowCount() == 1
     assert t.table.item(0, 1).text() == "Adam fast"
 
 
-def test_exports_and_reopening(window, qtbot, tmp_path):
+def test_exports_and_reopening(ws, qtbot, tmp_path):
     from core.train.runs import load_runs
 
-    t = window.train
+    t = ws
     _choose(t, "linreg", epochs=25)
     t.start()
     _finish(t, qtbot)
@@ -188,7 +200,7 @@ def test_exports_and_reopening(window, qtbot, tmp_path):
     assert records[1].steps["loss"] == pytest.approx(t.runs[1].record.steps["loss"])
     assert t.export_image(str(tmp_path / "plots.png"))
     image = QtGui.QImage(str(tmp_path / "plots.png"))
-    assert image.width() == 2 * t.plots_area.width()
+    assert image.width() == 2 * t.plots.width()
     assert t.export_image(str(tmp_path / "plots.svg"))
     root = ET.parse(tmp_path / "plots.svg").getroot()
     assert root.tag.endswith("svg") and len(list(root.iter())) > 50
@@ -196,8 +208,8 @@ def test_exports_and_reopening(window, qtbot, tmp_path):
     t.remove_runs(list(t.runs))
     opened = t.open_runs(str(tmp_path / "runs.json"))
     assert [r.name for r in opened] == ["SGD 0.01", "SGD 0.05"]
-    t._redraw(force=True)
-    x, y = t.curves[opened[1]].smooth.getData()
+    t.plots.redraw(force=True)
+    x, y = t.plots.curves[opened[1]].smooth.getData()
     assert len(x) == 25
     # a single saved run with its trajectory
     assert t.save_run(opened[0], str(tmp_path / "one.json"))
@@ -210,15 +222,13 @@ def test_exports_and_reopening(window, qtbot, tmp_path):
     assert "Export failed" in t.error.text() and "does not exist" in t.error.text()
 
 
-def test_an_error_in_the_worker_reaches_the_ui(window, qtbot, monkeypatch):
-    import app.train.workspace as ws
-
+def test_an_error_in_the_worker_reaches_the_ui(ws, qtbot, monkeypatch):
     def broken(config, control):
         yield from ()
         raise RuntimeError("the GPU caught fire")
 
-    monkeypatch.setattr(ws, "train", broken)
-    t = window.train
+    t = ws
+    monkeypatch.setattr(t.controller, "train", broken)
     _choose(t, "linreg", epochs=5)
     t.start()
     _finish(t, qtbot, 10_000)
@@ -227,14 +237,17 @@ def test_an_error_in_the_worker_reaches_the_ui(window, qtbot, monkeypatch):
     assert t.start_btn.isEnabled()
 
 
-def test_divergence_is_shown_not_raised(window, qtbot):
-    t = window.train
+def test_divergence_is_shown_not_raised(ws, qtbot):
+    t = ws
     _choose(t, "linreg", epochs=200, lr=5.0)
     t.start()
     _finish(t, qtbot)
     run = t.runs[-1]
-    assert run.status == "diverged"
-    assert "diverged" in t.error.text() and "smaller learning rate" in t.error.text()
+    assert run.status == "diverged" and t.table.item(0, 4).text() == "diverged"
+    d = run.record.finished["divergence"]  # core's Divergence: where, why, what to try
+    for text in (t.error.text(), t.plots.details.text(), t.table.item(0, 4).toolTip()):
+        assert d["reason"] in text and d["advice"] in text and f"epoch {d['epoch']}" in text
+    assert f"step {d['step']}" in d["reason"]
 
 
 def test_closing_during_training_joins_the_thread(qtbot, tmp_path):
@@ -252,8 +265,8 @@ def test_closing_during_training_joins_the_thread(qtbot, tmp_path):
     assert not thread.isRunning()
 
 
-def test_bad_values_and_missing_data_are_refused_before_start(window, tmp_path, monkeypatch):
-    t = window.train
+def test_bad_values_and_missing_data_are_refused_before_start(ws, tmp_path, monkeypatch):
+    t = ws
     _choose(t, "sine")
     t.controls.hyper["lr"] = 1e9  # out of the allowed range
     t.start()
@@ -266,7 +279,7 @@ def test_bad_values_and_missing_data_are_refused_before_start(window, tmp_path, 
     assert not t.runs and "Press Download MNIST" in t.error.text()
 
 
-def test_download_mnist_from_the_window(window, qtbot, tmp_path, monkeypatch, server):
+def test_download_mnist_from_the_window(ws, qtbot, tmp_path, monkeypatch, server):
     """The Download button fetches into the data folder (a local server stands in)."""
     from core.train import data
 
@@ -282,17 +295,17 @@ def test_download_mnist_from_the_window(window, qtbot, tmp_path, monkeypatch, se
     monkeypatch.setattr(data, "MIRRORS", (f"{server.url}/m/",))
     monkeypatch.setattr(data, "FILES", {n: hashlib.md5(b).hexdigest() for n, b in files.items()})
     monkeypatch.setenv("LOSSLAB_DATA_DIR", str(tmp_path / "mnist"))
-    t = window.train
+    t = ws
     _choose(t, "lenet", dataset="mnist")
     assert "MNIST not found" in t.controls.data_status.text()
     t.download_mnist()
-    qtbot.waitUntil(lambda: t.download_job is None, timeout=30_000)
+    qtbot.waitUntil(lambda: not t.download.running, timeout=30_000)
     assert "MNIST test set found" in t.controls.data_status.text()
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(files)
 
 
-def test_a_finished_run_goes_to_landscape(window, qtbot):
-    t = window.train
+def test_a_finished_run_goes_to_landscape(ws, qtbot):
+    t = ws
     _choose(t, "linreg", epochs=20)
     assert not t.landscape_btn.isEnabled()
     t.start()
@@ -304,12 +317,10 @@ def test_a_finished_run_goes_to_landscape(window, qtbot):
     assert run is t.runs[-1] and run.checkpoint.name == "best.pt"
 
 
-def test_a_number_box_marks_bad_text_and_clears_when_fixed(window):
+def test_a_number_box_marks_bad_text_and_clears_when_fixed(ws):
     from app.widgets import NumberEdit
 
-    box = window.train.controls.hyper_form.itemAt(
-        0, QtWidgets.QFormLayout.ItemRole.FieldRole
-    ).widget()
+    box = ws.controls.hyper_form.itemAt(0, QtWidgets.QFormLayout.ItemRole.FieldRole).widget()
     assert isinstance(box, NumberEdit)
     committed = []
     box.committed.connect(committed.append)
