@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    # torch's OpenMP threads sleep instead of spinning while they wait, so training on every
+    # core beside the window's thread doesn't starve it (app.train.controller.leave_a_core)
+    os.environ.setdefault("GOMP_SPINCOUNT", "0")
     from PySide6 import QtCore, QtWidgets
 
     QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
