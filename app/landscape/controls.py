@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from app.landscape.source import OWN_CODE_NOTE
 from core.landscape.sampling import AUTO_SAMPLES, MAX_SAMPLES
 
 DIRECTION_LABELS = {
@@ -74,7 +75,7 @@ class LandscapeControls(QtWidgets.QScrollArea):
         self.setMinimumWidth(SIDE_WIDTH)
 
     def _source_box(self) -> QtWidgets.QGroupBox:
-        box = QtWidgets.QGroupBox("Run")
+        box = QtWidgets.QGroupBox("Source")
         bl = QtWidgets.QVBoxLayout(box)
         self.source = _named(QtWidgets.QLabel(""), "landscape_source")
         self.source.setWordWrap(True)
@@ -89,18 +90,54 @@ class LandscapeControls(QtWidgets.QScrollArea):
         self.open_ck_btn = _named(
             QtWidgets.QPushButton("Checkpoint..."),
             "landscape_open_checkpoint",
-            "Open a checkpoint (.pt) alone: random directions only (no recorded path)",
+            "Open a LossLab checkpoint (.pt) alone: random directions only (no recorded path)",
         )
         self.open_land_btn = _named(
             QtWidgets.QPushButton("Landscape..."),
             "landscape_open_landscape",
-            "Open a landscape saved as .npz (by Export or losslab landscape)",
+            "Open a saved landscape: LossLab's .npz, or an .h5/.hdf5 surface file written by "
+            "loss-landscape (2-D, or 1-D shown in the line plot) or by LossLab",
         )
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(QtWidgets.QLabel("Open"))
         for b in (self.open_run_btn, self.open_ck_btn, self.open_land_btn):
             buttons.addWidget(b)
         bl.addLayout(buttons)
+        trust = (
+            "The file is your own Python code: LossLab runs it as `python file.py` would "
+            "(open only files you trust). "
+        )
+        self.open_model_btn = _named(
+            QtWidgets.QPushButton("Model file..."),
+            "landscape_open_model",
+            trust + "Open an experiment file (.py) defining model() and batches(), and "
+            "optionally loss(model, batch): the landscape of your own network. The loss is "
+            "the mean of loss(model, batch) over the file's batches. Imported on a worker "
+            "thread; see assets/examples/",
+        )
+        self.weights_btn = _named(
+            QtWidgets.QPushButton("Weights..."),
+            "landscape_open_weights",
+            "The model file's weights: a checkpoint in any usual format (LossLab's, a plain "
+            "state_dict, Lightning's, ...; read with weights_only=True, never run). Without "
+            "one, the centre is the model as model() builds it",
+        )
+        self.reload_btn = _named(
+            QtWidgets.QPushButton("Reload"),
+            "landscape_reload_model",
+            trust + "Import the model file again (after you edit it), or open the model file "
+            "you used last time",
+        )
+        own = QtWidgets.QHBoxLayout()
+        own.addWidget(QtWidgets.QLabel("Own"))
+        for b in (self.open_model_btn, self.weights_btn, self.reload_btn):
+            own.addWidget(b)
+        bl.addLayout(own)
+        self.model_note = _named(QtWidgets.QLabel(OWN_CODE_NOTE), "landscape_model_note")
+        self.model_note.setWordWrap(True)
+        self.model_note.setToolTip(trust.strip())
+        self.model_note.setStyleSheet("color: #8c8f94;")
+        bl.addWidget(self.model_note)
         return box
 
     def _form(self) -> QtWidgets.QFormLayout:
@@ -108,7 +145,8 @@ class LandscapeControls(QtWidgets.QScrollArea):
             QtWidgets.QComboBox(),
             "landscape_directions",
             "The two directions of the plane through the checkpoint: Gaussian random "
-            "directions, filter-normalised (seeded, biases ignored); the top two principal "
+            "directions, filter-normalised (seeded; biases and BatchNorm left out unless "
+            "ticked below); the top two principal "
             "components of the recorded training path; or initial -> final weights and a "
             "random direction across it. The last two need a run's JSON with its path.",
         )
@@ -168,6 +206,24 @@ class LandscapeControls(QtWidgets.QScrollArea):
         )
         self.eigen.setRange(0, 5)
         self.eigen.setValue(2)
+        self.device = _named(
+            QtWidgets.QComboBox(),
+            "landscape_device",
+            "Where the model, its data and the directions go: cpu; cuda (the GPU, when there "
+            "is one); auto (cuda where there is one, else cpu)",
+        )
+        for key in ("cpu", "cuda", "auto"):
+            self.device.addItem(key, key)
+        if not _has_cuda():
+            self.device.model().item(1).setEnabled(False)
+            self.device.model().item(1).setToolTip("no CUDA device here")
+        self.bias_bn = _named(
+            QtWidgets.QCheckBox("biases and BatchNorm in random directions"),
+            "landscape_bias_bn",
+            "Filter-normalised random directions leave biases and BatchNorm parameters out "
+            "(zero there), as Li et al. do (loss-landscape's --xignore biasbn). Tick to move "
+            "them too",
+        )
         self.log = _named(
             QtWidgets.QCheckBox("log colour scale"),
             "landscape_log",
@@ -189,6 +245,8 @@ class LandscapeControls(QtWidgets.QScrollArea):
         form.addRow("Precision", self.precision)
         form.addRow("Seed", self.seed)
         form.addRow("Eigenvalues", self.eigen)
+        form.addRow("Device", self.device)
+        form.addRow(self.bias_bn)
         form.addRow(self.log)
         form.addRow(self.view3d_box)
         return form
@@ -204,14 +262,22 @@ class LandscapeControls(QtWidgets.QScrollArea):
             "Save the plots as SVG (lines and text as vectors)",
         )
         self.npz_btn = _named(
-            QtWidgets.QPushButton(".npz..."),
-            "landscape_export_npz",
-            "Save the landscape's data: axes, grid, directions, centre, path, line, eigenvalues",
+            QtWidgets.QPushButton("Data..."),
+            "landscape_export_data",
+            "Save the landscape's data (axes, grid, directions, centre, path, line, "
+            "eigenvalues) as LossLab's .npz, as .h5 in loss-landscape's layout (its plotting "
+            "scripts read it), or as .vtp for ParaView (the surface and the path)",
         )
         exports.addWidget(QtWidgets.QLabel("Export"))
         for b in (self.png_btn, self.svg_btn, self.npz_btn):
             exports.addWidget(b)
         return exports
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 __all__ = ["DIRECTION_LABELS", "LandscapeControls"]

@@ -30,6 +30,44 @@ def show_terrain(view3d, view, path) -> None:
         view3d.set_paths([], [])
 
 
+class TerrainPanel:
+    """Mixed into LandscapeWorkspace: the 3-D view beside the 2-D one (``view3d``, made when
+    first asked for, in ``view_stack``), following ``view``'s grid and ``path``."""
+
+    def _log_toggled(self, on: bool) -> None:
+        self.view.set_scale("log" if on else "linear")
+        self._update_3d()
+
+    def set_3d(self, on: bool) -> bool:
+        """The landscape as terrain; False (and a message) where OpenGL is missing."""
+        self.view3d_box.blockSignals(True)
+        self.view3d_box.setChecked(on)
+        self.view3d_box.blockSignals(False)
+        if not on:
+            self.view_stack.setCurrentWidget(self.view)
+            return True
+        from app.views.surface3d import Surface3DView, gl_problem
+
+        problem = gl_problem()
+        if problem:
+            self.view3d_box.blockSignals(True)
+            self.view3d_box.setChecked(False)
+            self.view3d_box.blockSignals(False)
+            self.message.emit(f"3-D view unavailable: {problem}. Showing the 2-D view.")
+            return False
+        if self.view3d is None:
+            self.view3d = Surface3DView()
+            self.view_stack.addWidget(self.view3d)
+        self.view_stack.setCurrentWidget(self.view3d)
+        self._update_3d()
+        return True
+
+    def _update_3d(self) -> None:
+        if self.view3d is None or self.view_stack.currentWidget() is not self.view3d:
+            return
+        show_terrain(self.view3d, self.view, self.path)
+
+
 def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """``grid[iy, ix]`` interpolated at points ``(N, 2)`` (clamped to the grid)."""
     x = np.clip(pts[:, 0], xs[0], xs[-1])
@@ -47,4 +85,4 @@ def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, pts: np.ndarray)
     )
 
 
-__all__ = ["show_terrain"]
+__all__ = ["TerrainPanel", "show_terrain"]

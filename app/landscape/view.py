@@ -16,6 +16,8 @@ PATH_COLOUR = "#ff6e40"
 # "start" and "end": at most this many markers, evenly spaced, and fewer numbered ones.
 MAX_EPOCH_MARKERS = 24
 MAX_EPOCH_LABELS = 8
+LINE_AXIS = "t  (0 = initial weights, 1 = checkpoint)"
+LINE_HINT = "The line from the initial weights\nneeds a run's JSON (its recorded path)"
 
 
 def epoch_marks(epoch_index, n_points: int, most: int = MAX_EPOCH_MARKERS) -> list[tuple[int, int]]:
@@ -133,6 +135,18 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self.image.clear()
         self.centre.setData([0.0], [0.0])
         self.plot.setRange(rect=self._rect, padding=0)
+
+    def show_empty(self, hint: str) -> None:
+        """No plane: an empty view saying ``hint`` (a 1-D file has no plane to draw)."""
+        self.clear_hover()
+        self.set_path(None)
+        self.loss = None
+        self.image.clear()
+        self.contours.setData([], [])
+        self.centre.setData([])
+        self.hint.setText(hint)
+        self.hint.setVisible(True)
+        self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
     def set_row(self, index: int, values: np.ndarray) -> None:
         self.loss[index] = values
@@ -266,9 +280,12 @@ class LinePlot(pg.PlotWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setMenuEnabled(False)
-        self.setLabel("bottom", "t  (0 = initial weights, 1 = checkpoint)")
+        self.setLabel("bottom", LINE_AXIS)
         self.setLabel("left", "loss")
         self.curve = self.plot(pen=pg.mkPen(PATH_COLOUR, width=2))
+        self.hint = pg.TextItem(LINE_HINT, color="#8c8f94", anchor=(0.5, 0.5))
+        self.addItem(self.hint)
+        self.hint.setPos(0.5, 0.5)
         for t in (0.0, 1.0):
             self.addItem(
                 pg.InfiniteLine(
@@ -276,11 +293,18 @@ class LinePlot(pg.PlotWidget):
                 )
             )
 
-    def set_line(self, t: np.ndarray | None, loss: np.ndarray | None) -> None:
+    def set_line(
+        self, t: np.ndarray | None, loss: np.ndarray | None, axis: str = LINE_AXIS
+    ) -> None:
+        """The curve, along ``axis`` (by default the initial weights -> checkpoint line)."""
+        self.setLabel("bottom", axis)
+        self.hint.setVisible(t is None)
         if t is None:
             self.curve.setData([], [])
+            self.setRange(xRange=(-0.25, 1.25), yRange=(0, 1))
         else:
             self.curve.setData(t, loss)
+            self.enableAutoRange()
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)

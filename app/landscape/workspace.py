@@ -1,8 +1,10 @@
 """The Landscape workspace: the loss landscape of a trained run, with its path on it.
 
 A run arrives from the Train tab (its best checkpoint and its record with the recorded
-trajectory) or from files. Computing runs on a worker thread (app.workers.Job) driving
-core.landscape.job.run; the heatmap fills in row by row as the events arrive.
+trajectory) or from files; the user's own model from an experiment file (checked on a worker
+thread when opened). Computing runs on a worker thread (app.workers.Job) driving
+core.landscape.job.run; the heatmap fills in row by row as the events arrive, and the grid is
+kept in a partial file so that a cancelled Compute resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -13,33 +15,45 @@ import threading
 
 from PySide6 import QtCore, QtWidgets
 
+from app.landscape import source as own
 from app.landscape.controls import SIDE_WIDTH, LandscapeControls
-from app.landscape.facts import facts_html, samples_text
-from app.landscape.terrain import show_terrain
+from app.landscape.exports import LandscapeExports
+from app.landscape.facts import facts_html, line_facts_html, samples_text, subject_text
+from app.landscape.own_model import LOADER_WAIT_MS, OwnModelPanel
+from app.landscape.terrain import TerrainPanel
 from app.landscape.view import LandscapeView, LinePlot
 from app.workers import Job, describe
-from app.workspace import Export
+from core.landscape import formats
 from core.landscape import job as lj
 from core.landscape.directions import LandscapeError
 from core.landscape.plane import Landscape, Line, Row
 from core.landscape.progress import GridClock
 
 
-class LandscapeWorkspace(QtWidgets.QWidget):
+class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, TerrainPanel):
     message = QtCore.Signal(str)
     # (kind, path) after a file opened here: kind is "run", "checkpoint" or "landscape" (for
     # the window's File > Open recent)
     file_opened = QtCore.Signal(str, str)
+    # the model file opened (for the window to persist beside its own settings, if it wants)
+    model_file_changed = QtCore.Signal(str)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__(parent)
+        # the last model file is remembered here (the window may hand over its own settings)
+        self.settings = settings if settings is not None else QtCore.QSettings()
         self.run_file: str | None = None
-        self.checkpoint: str | None = None
+        self.checkpoint: str | None = None  # a LossLab checkpoint, or the model file's weights
+        self.model_file: str | None = None  # the user's experiment file
+        self.model_check: own.ModelCheck | None = None  # its last check (None: none passed)
+        self.loader: Job | None = None  # the model file being imported and checked
+        self._loaders: set[Job] = set()  # kept alive until their threads end
         self.job: Job | None = None
         self._cancel = threading.Event()
         self.landscape: Landscape | None = None
         self.path: lj.PathResult | None = None
         self.finished_ok = False
+        self._own = False  # the subject being computed is an experiment file's
         self._build()
         self._show_source()
 
@@ -94,16 +108,25 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.compute_btn, self.cancel_btn = c.compute_btn, c.cancel_btn
         self.progress, self.status, self.error = c.progress, c.status, c.error
         self.png_btn, self.svg_btn, self.npz_btn = c.png_btn, c.svg_btn, c.npz_btn
+        self.device, self.bias_bn = c.device, c.bias_bn
+        self.open_model_btn, self.weights_btn, self.reload_btn = (
+            c.open_model_btn,
+            c.weights_btn,
+            c.reload_btn,
+        )
         c.open_run_btn.clicked.connect(self.open_run_dialog)
         c.open_ck_btn.clicked.connect(self.open_checkpoint_dialog)
         c.open_land_btn.clicked.connect(self.open_landscape_dialog)
+        c.open_model_btn.clicked.connect(self.open_model_dialog)
+        c.weights_btn.clicked.connect(self.open_weights_dialog)
+        c.reload_btn.clicked.connect(self.reload_model)
         self.log.toggled.connect(self._log_toggled)
         self.view3d_box.toggled.connect(self.set_3d)
         self.compute_btn.clicked.connect(self.compute)
         self.cancel_btn.clicked.connect(self.cancel)
         self.png_btn.clicked.connect(lambda: self.export_dialog("png"))
         self.svg_btn.clicked.connect(lambda: self.export_dialog("svg"))
-        self.npz_btn.clicked.connect(lambda: self.export_dialog("npz"))
+        self.npz_btn.clicked.connect(lambda: self.export_dialog("data"))
         split = self.splitter = QtWidgets.QSplitter()
         split.setObjectName("landscape_splitter")
         split.addWidget(centre)
@@ -119,9 +142,15 @@ class LandscapeWorkspace(QtWidgets.QWidget):
 
     # --- the source -----------------------------------------------------------------------
 
-    def set_source(self, run_file: str | None, checkpoint: str | None) -> None:
-        """What to compute on: a run's JSON and/or a checkpoint (loaded when computing)."""
-        self.run_file, self.checkpoint = run_file, checkpoint
+    def set_source(
+        self, run_file: str | None, checkpoint: str | None, model_file: str | None = None
+    ) -> None:
+        """What to compute on: a run's JSON and/or a checkpoint, or the user's own model file
+        with the weights of ``checkpoint`` (any format; None: as model() builds them)."""
+        if model_file != self.model_file or not model_file:
+            self.model_check = None
+            self.loader = None  # a check still running is for another source: its answer is dropped
+        self.run_file, self.checkpoint, self.model_file = run_file, checkpoint, model_file
         self.error.setText("")
         self._show_source()
         has_path = bool(run_file)
@@ -131,6 +160,14 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             item.setEnabled(has_path or not needs_path)
         if not has_path and self.directions.currentData() != "random":
             self.directions.setCurrentIndex(0)
+        mine = bool(model_file) or own.own_model_of(run_file, checkpoint) is not None
+        # an experiment file: its own batches (no sampling) and fp32 only (the core refuses
+        # the bfloat16 preview for an arbitrary model)
+        self.precision.model().item(1).setEnabled(not mine)
+        if mine:
+            self.precision.setCurrentIndex(0)
+        self.samples.setEnabled(not mine)
+        self._set_running(self.job is not None)
 
     def open_run(self, run) -> None:
         """A run handed over by the Train tab (app.train.runs.Run)."""
@@ -138,11 +175,24 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.message.emit(f"Landscape: {run.name} is ready; press Compute")
 
     def _show_source(self) -> None:
-        if not (self.run_file or self.checkpoint):
-            self.source.setText(
+        if self.model_file:
+            if self.model_check is not None:
+                text = self.model_check.html()
+            else:
+                text = f"model file: {html.escape(self.model_file)}"
+                if self.checkpoint:
+                    text += f"<br>weights: {html.escape(self.checkpoint)}"
+                text += "<br>" + ("checking it..." if self.loader else "not usable yet: see below")
+            self.source.setText(text)
+        elif not (self.run_file or self.checkpoint):
+            text = (
                 "No run yet. Train one in the Train tab and press <b>Open in Landscape</b>, or "
-                "open a run's JSON or a checkpoint here."
+                "open a run's JSON, a checkpoint or your own model file here."
             )
+            last = self.remembered_model_file()
+            if last:
+                text += f"<br>Last model file: {html.escape(last)} (<b>Reload</b> opens it)"
+            self.source.setText(text)
         else:
             parts = []
             if self.run_file:
@@ -150,7 +200,14 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             if self.checkpoint:
                 parts.append(f"checkpoint: {html.escape(self.checkpoint)}")
             self.source.setText("<br>".join(parts))
-        self.compute_btn.setEnabled(bool(self.run_file or self.checkpoint) and self.job is None)
+
+    def _ready(self) -> bool:
+        """Something to compute on, and nothing being loaded."""
+        if self.loader is not None:
+            return False
+        if self.model_file:
+            return self.model_check is not None  # a file that failed its check waits for Reload
+        return bool(self.run_file or self.checkpoint)
 
     def open_run_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open run", "", "Runs (*.json)")
@@ -197,26 +254,44 @@ class LandscapeWorkspace(QtWidgets.QWidget):
 
     def open_landscape_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open landscape", "", "Landscapes (*.npz)"
+            self, "Open landscape", "", "Landscapes (*.npz *.h5 *.hdf5)"
         )
         if path:
             self.open_landscape(path)
 
     def open_landscape(self, path: str) -> bool:
-        """Show a landscape saved as .npz; False (and the reason below) when it cannot be."""
+        """Show a saved landscape (.npz, or .h5/.hdf5 from loss-landscape or LossLab; a 1-D
+        file goes to the line plot); False (and the reason below) when it cannot be."""
         if self.job is not None:
             self.error.setText("A landscape is being computed: cancel it first")
             return False
         try:
-            land = Landscape.load(path)
-        except LandscapeError as exc:
-            self.error.setText(str(exc))
+            land = formats.load(path)
+        except (LandscapeError, OSError) as exc:
+            self.error.setText(f"Cannot open the landscape: {exc}")
             return False
         self.error.setText("")
-        self.show_landscape(land)
-        self.status.setText(f"Opened {html.escape(str(path))}")
+        if isinstance(land, Line):
+            self.show_line(land, str(path))
+            self.status.setText(
+                f"Opened {html.escape(str(path))}: a 1-D loss-landscape file ({len(land.t)} "
+                "points along one direction), drawn in the line plot below; it has no plane"
+            )
+        else:
+            self.show_landscape(land)
+            self.status.setText(f"Opened {html.escape(str(path))}")
         self.file_opened.emit("landscape", str(path))
         return True
+
+    def show_line(self, line: Line, path: str) -> None:
+        """A 1-D landscape file: the line plot along its direction, no plane."""
+        self.landscape = None
+        self.path = None
+        self.view.show_empty("A 1-D landscape: see the line plot below")
+        self.line.set_line(line.t, line.loss, "a (the file's direction; 0 = its centre)")
+        self.facts.setText(line_facts_html(line, path))
+        self._update_3d()
+        self._set_running(self.job is not None)
 
     def show_landscape(self, land: Landscape) -> None:
         """Draw a computed (or loaded) landscape with everything that came with it."""
@@ -251,19 +326,30 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             precision=self.precision.currentData(),
             seed=int(self.seed.value()),
             eigenvalues=int(self.eigen.value()),
+            device=self.device.currentData(),
+            bias_bn=self.bias_bn.isChecked(),
         )
 
     def compute(self) -> None:
-        if self.job is not None or not (self.run_file or self.checkpoint):
+        if self.job is not None or not self._ready():
             return
         req = self.request()
-        run_file, checkpoint = self.run_file, self.checkpoint
+        run_file, checkpoint, model_file = self.run_file, self.checkpoint, self.model_file
         cancel = self._cancel = threading.Event()
 
         def work():
-            subject = lj.load_subject(checkpoint, run_file)
+            if model_file:  # imported again: Compute uses the file as it is now
+                subject = lj.load_model_subject(model_file, checkpoint, run_file)
+            else:
+                subject = lj.load_subject(checkpoint, run_file)
             yield subject
-            yield from lj.run(subject, req, should_stop=cancel.is_set)
+            if cancel.is_set():
+                return
+            partial = own.partial_file(subject)
+            for e in lj.run(subject, req, should_stop=cancel.is_set, partial=partial):
+                if isinstance(e, lj.Done) and partial is not None:
+                    partial.unlink(missing_ok=True)  # complete: nothing left to resume
+                yield e
 
         self.error.setText("")
         # all cores: the user is waiting on this (training, when it starts, leaves one free)
@@ -277,6 +363,8 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.facts.setText("")
         self.view.clear_hover()  # it described the grid being replaced
         self._rows = 0
+        self._resumed = 0  # grid points that came from the partial file
+        self.resumed: lj.Resumed | None = None
         self._clock: GridClock | None = None
         self._req = req
         self.job = Job(work, self)
@@ -290,9 +378,10 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         job.start()
 
     def cancel(self) -> None:
+        """Stop between two rounds of the grid: the core then saves the partial file (the
+        worker is not cut off mid-grid, which would lose the rows since the last save)."""
         if self.job is not None:
             self._cancel.set()
-            self.job.worker.cancel()
             self.status.setText("Cancelling...")
 
     def shutdown(self) -> None:
@@ -300,29 +389,45 @@ class LandscapeWorkspace(QtWidgets.QWidget):
             self.view3d.release()
         if self.job is not None:
             self._cancel.set()
+            self.job.thread.wait(30_000)  # the grid's rows reach the partial file first
             self.job.stop(30_000)
             self.job = None
+        for loader in list(self._loaders):  # an import that hangs gives up in time
+            loader.stop(LOADER_WAIT_MS)
+        self._loaders.clear()
+        self.loader = None
 
     def _event(self, e) -> None:
         if isinstance(e, lj.Subject):
-            self.status.setText(
-                f"<b>{html.escape(e.name)}</b> ({e.task}), checkpoint of epoch "
-                f"{e.checkpoint_epoch}; data: {html.escape(e.source)}"
-            )
+            self._own = e.experiment is not None
+            self.status.setText(subject_text(e))
             self.progress.setFormat("preparing (big grids compile the evaluator first)...")
         elif isinstance(e, lj.Planned):
             self.view.set_plane(e.alphas, e.betas)
             self.view.set_scale("log" if self.log.isChecked() else "linear")
             self._clock = GridClock(len(e.alphas) * len(e.betas))
-            self.status.setText(
-                self.status.text() + f"<br>evaluating on {samples_text(e.n_eval, e.n_total)}"
+            evaluated = (
+                f"all {e.n_total} of the file's batches"
+                if self._own
+                else samples_text(e.n_eval, e.n_total)
             )
+            self.status.setText(self.status.text() + f"<br>evaluating on {evaluated}")
             self.progress.setFormat(f"grid row 0/{len(e.betas)}")
+        elif isinstance(e, lj.Resumed):
+            self.resumed = e
+            if e.why:
+                note = html.escape(e.why)
+            else:
+                self._resumed = e.done
+                self._clock = GridClock(max(1, e.total - e.done))  # the speed of new points
+                note = f"resuming from {html.escape(e.path)}: {e.done} of {e.total} points done"
+            self.status.setText(self.status.text() + f"<br>{note}")
         elif isinstance(e, Row):
             self._rows += 1
             self.view.set_row(e.index, e.loss)
             rows = self._req.resolution
-            eta = self._clock.tick(self._rows * rows).text() if self._clock else ""
+            new = max(0, self._rows * rows - self._resumed)
+            eta = self._clock.tick(new).text() if self._clock and new else ""
             self.progress.setFormat(f"grid row {self._rows}/{rows}" + (f": {eta}" if eta else ""))
             self.progress.setValue(int(80 * self._rows / rows))
         elif isinstance(e, lj.PathResult):
@@ -367,108 +472,24 @@ class LandscapeWorkspace(QtWidgets.QWidget):
         self.job = None
         self._set_running(False)
         if not self.finished_ok and not self.error.text():
-            self.status.setText("Cancelled: the rows computed so far are shown.")
+            self.status.setText(
+                "Cancelled: the rows computed so far are shown, and kept: Compute with the "
+                "same settings resumes from them."
+            )
             self.progress.setFormat("cancelled")
 
     def _set_running(self, on: bool) -> None:
-        self.compute_btn.setEnabled(not on and bool(self.run_file or self.checkpoint))
+        self.compute_btn.setEnabled(not on and self._ready())
         self.cancel_btn.setEnabled(on)
         for b in (self.png_btn, self.svg_btn, self.npz_btn):
             b.setEnabled(not on and self.view.loss is not None)
-
-    # --- exports --------------------------------------------------------------------------
-
-    def export_png(self, path: str) -> bool:
-        from app import export
-
-        return self._write(lambda: export.write_png(path, export.widget_png(self.centre)), path)
-
-    def export_svg(self, path: str) -> bool:
-        from app import export
-
-        return self._write(
-            lambda: export.atomic_write(path, export.widget_svg(self.centre, "LossLab landscape")),
-            path,
-        )
-
-    def export_npz(self, path: str) -> bool:
-        if self.landscape is None:
-            self.error.setText("Nothing to export yet: compute a landscape first")
-            return False
-        return self._write(lambda: self.landscape.save(path), path)
-
-    def _write(self, action, path: str) -> bool:
-        from app import export
-
-        try:
-            action()
-        except (OSError, export.ExportError) as exc:
-            self.error.setText(f"Export failed: {exc}")
-            return False
-        self.message.emit(f"Exported {path}")
-        return True
-
-    def export_dialog(self, kind: str) -> None:
-        filters = {"png": "PNG (*.png)", "svg": "SVG (*.svg)", "npz": "NumPy archive (*.npz)"}
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export", f"landscape.{kind}", filters[kind]
-        )
-        if not path:
-            return
-        if not path.lower().endswith("." + kind):
-            path += "." + kind
-        {"png": self.export_png, "svg": self.export_svg, "npz": self.export_npz}[kind](path)
+        for b in (self.open_model_btn, self.reload_btn):
+            b.setEnabled(not on)
+        self.weights_btn.setEnabled(not on and bool(self.model_file))
 
     def set_theme(self, dark: bool) -> None:
         self.view.set_theme(dark)
         self.line.set_theme(dark)
-
-    def exports(self) -> list[Export]:
-        return [
-            Export("Landscape as &PNG...", "PNG (*.png)", "landscape.png", self.export_png),
-            Export("Landscape as &SVG...", "SVG (*.svg)", "landscape.svg", self.export_svg),
-            Export(
-                "Landscape data as &npz...",
-                "NumPy archive (*.npz)",
-                "landscape.npz",
-                self.export_npz,
-            ),
-        ]
-
-    # --- 3-D ---------------------------------------------------------------------------------
-
-    def _log_toggled(self, on: bool) -> None:
-        self.view.set_scale("log" if on else "linear")
-        self._update_3d()
-
-    def set_3d(self, on: bool) -> bool:
-        """The landscape as terrain; False (and a message) where OpenGL is missing."""
-        self.view3d_box.blockSignals(True)
-        self.view3d_box.setChecked(on)
-        self.view3d_box.blockSignals(False)
-        if not on:
-            self.view_stack.setCurrentWidget(self.view)
-            return True
-        from app.views.surface3d import Surface3DView, gl_problem
-
-        problem = gl_problem()
-        if problem:
-            self.view3d_box.blockSignals(True)
-            self.view3d_box.setChecked(False)
-            self.view3d_box.blockSignals(False)
-            self.message.emit(f"3-D view unavailable: {problem}. Showing the 2-D view.")
-            return False
-        if self.view3d is None:
-            self.view3d = Surface3DView()
-            self.view_stack.addWidget(self.view3d)
-        self.view_stack.setCurrentWidget(self.view3d)
-        self._update_3d()
-        return True
-
-    def _update_3d(self) -> None:
-        if self.view3d is None or self.view_stack.currentWidget() is not self.view3d:
-            return
-        show_terrain(self.view3d, self.view, self.path)
 
 
 __all__ = ["LandscapeWorkspace"]
