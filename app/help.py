@@ -78,7 +78,7 @@ TOURS: dict[int, tuple[str, str, list[Step]]] = {
                 "(Ctrl+.) are beside it.",
             ),
             Step(
-                "plots_area",
+                "plots",
                 "<b>Live curves</b>: training loss per step, validation loss and accuracy per "
                 "epoch, the learning rate. Hover to read every run's values.",
             ),
@@ -96,12 +96,14 @@ TOURS: dict[int, tuple[str, str, list[Step]]] = {
             Step(
                 None,
                 "<b>The loss landscape</b> of a trained model: press <b>Open in Landscape</b> "
-                "on a finished Train run, or open a run, a checkpoint or a saved landscape.",
+                "on a finished Train run, or open a run, a checkpoint, your own model file or a "
+                "saved landscape (.npz, or loss-landscape's .h5).",
             ),
             Step(
                 "compute_btn",
                 "<b>Compute</b> evaluates the loss on a plane through the checkpoint, row by "
-                "row on a worker thread. Cancel keeps what is done.",
+                "row on a worker thread. Cancel keeps what is done, and the next Compute with "
+                "the same settings resumes it.",
             ),
             Step(
                 "view",

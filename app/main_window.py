@@ -105,7 +105,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train.landscape_requested.connect(self.open_in_landscape)
         from app.landscape.workspace import LandscapeWorkspace
 
-        self.landscape = LandscapeWorkspace()
+        self.landscape = LandscapeWorkspace(settings=self.settings)
         self.landscape.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         for index, widget, name in ((1, self.train, "Train"), (2, self.landscape, "Landscape")):
             old = self.tabs.widget(index)
@@ -113,8 +113,8 @@ class MainWindow(QtWidgets.QMainWindow):
             old.deleteLater()
             self.tabs.insertTab(index, widget, name)
         for ws in (self.train, self.landscape):
-            if hasattr(ws, "file_opened"):
-                ws.file_opened.connect(self._remember)
+            ws.file_opened.connect(self.recent.add)
+        self.landscape.model_file_changed.connect(lambda path: self.recent.add("model", path))
         self.tabs.setCurrentIndex(0)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.currentChanged.connect(lambda _: self._fill_export_menu())
@@ -321,10 +321,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if entry.kind == "checkpoint":
             self.tabs.setCurrentWidget(self.landscape)
             return bool(self.landscape.open_checkpoint(entry.path))
+        if entry.kind == "model":
+            self.tabs.setCurrentWidget(self.landscape)
+            return bool(self.landscape.open_model_file(entry.path))
         raise ValueError(f"Unknown kind of recent file: {entry.kind!r}")
-
-    def _remember(self, kind: str, path: str) -> None:
-        self.recent.add(kind, path)
 
     def start_tour(self, tab: int | None = None) -> TourDialog:
         """The guided tour of ``tab`` (the shown one by default)."""

@@ -16,6 +16,7 @@ KINDS = {
     "run": "training run",
     "landscape": "landscape",
     "checkpoint": "checkpoint",
+    "model": "own model file",
 }
 
 
