@@ -17,9 +17,10 @@ from core.optimizers import (
     parse_value,
 )
 from core.train import data as data_mod
+from core.train.experiment import Defaults, ExperimentError, load_experiment
 from core.train.losses import LOSSES, LossSpec
 from core.train.runs import OutputPathError, RunRecord, check_output_path, save_fallback
-from core.train.tasks import TASKS, default_hyper, get_task
+from core.train.tasks import EXPERIMENT, TASKS, get_task
 from core.train.training import (
     Checkpoint,
     CheckpointError,
@@ -62,11 +63,27 @@ def _key_values(items: list[str], what: str) -> dict[str, str]:
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model headless (sine fit, linear regression, LeNet-5)",
-        description="Real PyTorch training with the tutorials' defaults; every option overrides.",
+        help="train a model headless (sine fit, linear regression, LeNet-5, your own model)",
+        description="Real PyTorch training with the tutorials' defaults; every option "
+        "overrides. `losslab train --model FILE` trains your own model instead of a task.",
+        usage="%(prog)s [-h] (TASK | --model FILE) [options]",
         epilog=EPILOG,
     )
-    p.add_argument("task", choices=sorted(TASK_NAMES), help="what to train")
+    p.add_argument(
+        "task", nargs="?", choices=sorted(TASK_NAMES), help="what to train (or use --model)"
+    )
+    g = p.add_argument_group("your own model")
+    g.add_argument(
+        "--model",
+        metavar="FILE",
+        help="train your own model from an experiment file: a Python file defining model() "
+        "and batches() (and optionally loss(model, batch), default cross-entropy of "
+        "(inputs, targets), and train_batches(), default batches()). It is your own code: "
+        "LossLab runs it as `python FILE` would. Validation is the mean of loss(model, batch) "
+        "over batches(), in eval() mode. Defaults: "
+        f"{_own_defaults()}; seed S means torch.manual_seed(S) before model() (a seed set "
+        "inside model() wins). Not with TASK, nor with the loss, batch-size and data options.",
+    )
     g = p.add_argument_group("loss")
     g.add_argument("--loss", choices=sorted(LOSSES), help="default: the task's (tutorial) loss")
     g.add_argument("--reduction", choices=("mean", "sum"))
@@ -77,7 +94,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="e.g. label_smoothing=0.1 or delta=0.5",
     )
     g = p.add_argument_group("optimizer")
-    g.add_argument("--optimizer", choices=sorted(CATALOGUE), help="default: the task's")
+    g.add_argument(
+        "--optimizer", choices=sorted(CATALOGUE), help="default: the task's (with --model: Adam)"
+    )
     g.add_argument("--lr", type=float, help="learning rate")
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)
@@ -130,13 +149,63 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train, parser=p)
 
 
+def _own_defaults() -> str:
+    info = get_task(EXPERIMENT)
+    lr = info.optimizer.hyper.get("lr")
+    return f"optimizer {get_optimizer(info.optimizer.name).label} lr {lr:g}, {info.epochs} epochs"
+
+
+# options that choose a built-in task's model, data or loss: the model file does that itself
+NOT_WITH_MODEL = {
+    "loss": "--loss",
+    "reduction": "--reduction",
+    "loss_option": "--loss-option",
+    "batch_size": "--batch-size",
+    "data_dir": "--data-dir",
+    "download": "--download",
+    "limit": "--limit",
+}
+NOT_WITH_MODEL_DEFAULTS = {
+    "form": ("module", "--form"),
+    "activation": ("relu", "--activation"),
+    "dtype": ("float32", "--dtype"),
+    "dataset": ("auto", "--dataset"),
+}
+
+
+def _task_of(args: argparse.Namespace) -> str:
+    """The task key: a built-in one, or ``experiment`` for ``--model``."""
+    if args.model is None:
+        if args.task is None:
+            raise ValueError("choose what to train: a TASK, or --model FILE for your own model")
+        return TASK_NAMES[args.task]
+    if args.task is not None:
+        raise ValueError(
+            f"give either a TASK ({args.task}) or --model FILE, not both: the file brings its "
+            "own model and data"
+        )
+    given = [flag for key, flag in NOT_WITH_MODEL.items() if getattr(args, key)]
+    given += [
+        f for key, (default, f) in NOT_WITH_MODEL_DEFAULTS.items() if getattr(args, key) != default
+    ]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: not with --model (the file's model(), batches() and "
+            "loss(model, batch) decide that)"
+        )
+    return EXPERIMENT
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from parsed options; ``ValueError`` names what is wrong."""
-    task = TASK_NAMES[args.task]
+    task = _task_of(args)
     info = get_task(task)
-    opt_name = args.optimizer or info.optimizer.name
+    suggested = load_experiment(args.model).defaults() if task == EXPERIMENT else Defaults()
+    base = suggested.optimizer or info.optimizer
+    opt_name = args.optimizer or base.name
     opt_info = get_optimizer(opt_name)
-    hyper: dict[str, Any] = default_hyper(task, opt_name)
+    # the same rule as default_hyper: a default's values go with its optimizer only
+    hyper: dict[str, Any] = dict(base.hyper) if opt_name == base.name else {}
     for name, value in (
         ("lr", args.lr),
         ("momentum", args.momentum),
@@ -161,6 +230,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     elif args.sched:
         raise ValueError("--sched needs --scheduler")
     loss = None
+    if task == EXPERIMENT:
+        return TrainConfig(
+            task=task,
+            model_file=args.model,
+            optimizer=OptimizerSpec(opt_name, hyper),
+            scheduler=scheduler,
+            scheduler_interval=args.scheduler_interval,
+            clip_norm=args.clip_norm,
+            epochs=suggested.epochs if args.epochs is None else args.epochs,
+            seed=args.seed,
+            device=args.device,
+            log_every=args.log_every,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+        ).resolved()
     if args.loss or args.reduction or args.loss_option:
         extra = {k: float(v) for k, v in _key_values(args.loss_option, "--loss-option").items()}
         loss = LossSpec(args.loss or info.loss.name, args.reduction or info.loss.reduction, extra)
@@ -201,6 +285,9 @@ def run_train(args: argparse.Namespace) -> int:
                     check_output_path(path, what)
                 except OutputPathError as exc:
                     raise ValueError(f"{option}: {exc}") from None
+    except ExperimentError as exc:  # the file itself: its words, without the usage line
+        _error(str(exc))
+        return 2
     except ValueError as exc:
         args.parser.error(str(exc))
     if args.download and _download(config) != 0:
@@ -212,6 +299,13 @@ def run_train(args: argparse.Namespace) -> int:
         for event in train(config):
             record.add(event)
             out.show(event)
+    except ExperimentError as exc:
+        out.close()
+        _error(str(exc))
+        if not record.started:  # a bad file, found before training: nothing is written
+            return 2
+        # the file failed mid-run (a later epoch's train_batches(), ...): keep what was trained
+        code, record.finished = 1, record.finished or {"status": "failed", "message": str(exc)}
     except data_mod.DataError as exc:
         out.close()
         _error(f"{exc}\n{DATA_HINT}")

@@ -9,6 +9,9 @@ made here (offline).
 import torch
 from torch import nn
 
+# Optional: where LossLab's run settings start for this file (options override them).
+defaults = {"optimizer": "adam", "lr": 0.01, "epochs": 5}
+
 
 def _data(n: int, seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)

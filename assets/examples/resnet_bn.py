@@ -12,6 +12,9 @@ import torch
 from torch import nn
 
 CLASSES = 10
+# Optional: the settings LossLab starts from for this file (the command line's options and the
+# Train controls override them). Adam at 0.01 reaches ~100% validation accuracy in 5 epochs.
+defaults = {"optimizer": "adam", "lr": 0.01, "epochs": 5}
 
 
 def _images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

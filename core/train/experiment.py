@@ -6,6 +6,7 @@ The contract (README, "Your own model")::
     def batches() -> Iterable[batch]: ...        # required: the evaluation data
     def loss(model, batch) -> torch.Tensor: ...  # optional: the scalar mean loss of one batch
     def train_batches() -> Iterable[batch]: ...  # optional: training data per epoch
+    defaults = {"optimizer": "adam", "lr": 0.01, "epochs": 5}  # optional: run settings
 
 A batch is ``(inputs, targets)`` or anything the file's ``loss`` understands. Without ``loss``,
 a batch's loss is ``cross_entropy(model(inputs), targets)``. **The loss over the data is the
@@ -34,6 +35,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 (torch's own convention)
 from torch import nn
+
+from core.optimizers import OptimizerSpec
+from core.train.tasks import EXPERIMENT_INFO
 
 IMPORT_TIMEOUT = 30.0  # seconds; a file that takes longer is doing work at import time
 REQUIRED = ("model", "batches")
@@ -82,7 +86,7 @@ def _import(path: Path, timeout: float) -> ModuleType:
     worker.join(timeout)
     if worker.is_alive():
         raise ExperimentError(
-            f"{path.name}: importing it took more than {timeout:.0f} s. Does it train or load "
+            f"{path.name}: importing it took more than {timeout:g} s. Does it train or load "
             "something at import time? Put that work inside model() or batches()."
         )
     exc = outcome["error"]
@@ -119,6 +123,17 @@ def default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Defaults:
+    """The run settings a file suggests (``defaults = {...}`` in it); None: LossLab's own."""
+
+    optimizer: OptimizerSpec | None = None
+    epochs: int | None = None
+
+
+DEFAULTS_EXAMPLE = 'defaults = {"optimizer": "adam", "lr": 0.01, "epochs": 5}'
+
+
+@dataclass(frozen=True)
 class Summary:
     """What a checked experiment looks like (shown when it is picked)."""
 
@@ -135,9 +150,9 @@ class Summary:
 class Experiment:
     """One imported experiment file. ``reload()`` imports it again after the user edits it."""
 
-    def __init__(self, path: str | Path, timeout: float = IMPORT_TIMEOUT) -> None:
+    def __init__(self, path: str | Path, timeout: float | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
-        self.timeout = timeout
+        self.timeout = IMPORT_TIMEOUT if timeout is None else timeout
         self.reload()
 
     @property
@@ -166,6 +181,34 @@ class Experiment:
             self.module, "train_batches", None
         )
 
+    def defaults(self) -> Defaults:
+        """The file's optional ``defaults`` dict, checked: ``optimizer`` (a catalogue name,
+        default Adam), ``epochs`` and that optimizer's hyperparameters (``lr``, ...). The
+        command line and the Train controls start from them; what the user sets wins."""
+        raw = getattr(self.module, "defaults", None)
+        if raw is None:
+            return Defaults()
+        if not isinstance(raw, Mapping):
+            raise ExperimentError(
+                f"{self.path.name}: defaults is a {type(raw).__name__}, not a dict such as "
+                f"{DEFAULTS_EXAMPLE}"
+            )
+        hyper = dict(raw)
+        epochs = hyper.pop("epochs", None)
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1
+        ):
+            raise ExperimentError(f"{self.path.name}: defaults: epochs must be a whole number >= 1")
+        name = hyper.pop("optimizer", None)
+        spec = None
+        if name is not None or hyper:
+            spec = OptimizerSpec(str(name or EXPERIMENT_INFO.optimizer.name), hyper)
+            try:
+                spec.resolved()
+            except ValueError as exc:
+                raise ExperimentError(f"{self.path.name}: defaults: {exc}") from None
+        return Defaults(spec, epochs)
+
     @property
     def own_loss(self) -> bool:
         return callable(self._loss)
@@ -174,7 +217,9 @@ class Experiment:
     def own_train_batches(self) -> bool:
         return callable(self._train)
 
-    def _call(self, what: str, fn: Callable, *args):
+    def call(self, what: str, fn: Callable, *args):
+        """``fn(*args)``: the user's code, any error in it an :class:`ExperimentError` that
+        names ``what`` was being done and the file's line."""
         try:
             return fn(*args)
         except ExperimentError:
@@ -183,7 +228,7 @@ class Experiment:
             raise _describe(exc, self.path, what) from None
 
     def build_model(self) -> nn.Module:
-        model = self._call("model()", self.module.model)
+        model = self.call("model()", self.module.model)
         if not isinstance(model, nn.Module):
             raise ExperimentError(
                 f"{self.path.name}: model() returned a {type(model).__name__}, not a "
@@ -194,7 +239,7 @@ class Experiment:
         return model
 
     def _materialise(self, what: str, fn: Callable) -> list[Any]:
-        items = self._call(what, lambda: list(fn()))
+        items = self.call(what, lambda: list(fn()))
         if not items:
             raise ExperimentError(f"{self.path.name}: {what} gave no batches")
         return items
@@ -213,7 +258,9 @@ class Experiment:
         """One batch's loss, checked: a finite-or-not scalar tensor (NaN is the caller's to
         judge: a diverging run has one)."""
         fn = self._loss or default_loss
-        value = self._call("loss(model, batch)", fn, model, batch)
+        return self._scalar(self.call("loss(model, batch)", fn, model, batch))
+
+    def _scalar(self, value: Any) -> torch.Tensor:
         if not isinstance(value, torch.Tensor):
             raise ExperimentError(
                 f"{self.path.name}: loss(model, batch) returned a {type(value).__name__}, "
@@ -226,59 +273,113 @@ class Experiment:
             )
         return value.reshape(())
 
-    @torch.no_grad()
     def mean_loss(self, model: nn.Module, batches: list[Any]) -> float:
         """The loss over the data: the mean of ``loss(model, batch)`` over the batches."""
-        return sum(float(self.loss(model, b)) for b in batches) / len(batches)
+        return self.evaluate(model, batches)[0]
 
-    def check(self, device: str | torch.device = "cpu") -> Summary:
-        """Build the model, read the data and evaluate the loss once; ``ExperimentError`` on
-        anything a landscape or a training run would trip over later."""
-        model = self.build_model().to(device).eval()
-        batches = [to_device(b, device) for b in self.batches()]
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: list[Any]) -> tuple[float, float | None]:
+        """The mean loss over ``batches`` and, with the default loss on ``(inputs, targets)``
+        batches of class indices, the accuracy (else None). One forward pass per batch; the
+        model's mode is the caller's (``eval()`` for validation).
+
+        The loss is summed batch by batch in order, as floats, so it is the same number
+        whoever asks (training's validation, the best checkpoint, a landscape's centre).
+        """
+        total, hits, count = 0.0, 0, 0
+        for batch in batches:
+            if self._loss is not None or not _classified(batch):
+                total += float(self.loss(model, batch))
+                count = -1  # no accuracy: a loss of the file's own, or other batches
+                continue
+            inputs, targets = batch
+            out = self.call("model(inputs)", model, inputs)
+            value = self.call("loss(model, batch)", F.cross_entropy, out, targets)
+            total += float(self._scalar(value))
+            if count >= 0 and isinstance(out, torch.Tensor) and out.dim() == 2:
+                hits += int((out.argmax(dim=1) == targets).sum())
+                count += int(targets.numel())
+            else:
+                count = -1
+        accuracy = hits / count if count > 0 else None
+        return total / len(batches), accuracy
+
+    def preflight(
+        self, model: nn.Module, batches: list[Any], train_batch: Any | None = None
+    ) -> float:
+        """What would go wrong later, found now: the loss over ``batches`` at the model's
+        weights is finite, it has a gradient, and ``train_batch`` (when given) fits ``loss``.
+        Puts the model in ``eval()`` mode (so BatchNorm's statistics do not move); returns the
+        mean loss. ``ExperimentError`` otherwise."""
+        model.eval()
         value = self.mean_loss(model, batches)
         if not math.isfinite(value):
             raise ExperimentError(
                 f"{self.path.name}: the loss at the initial weights is {value} (not finite)"
             )
-        model.train()
-        first = self.loss(model, batches[0])
+        with torch.enable_grad():
+            first = self.loss(model, batches[0])
         if not first.requires_grad:
             raise ExperimentError(
                 f"{self.path.name}: loss(model, batch) does not depend on the model's "
                 "parameters (no gradient): compute it from model(...)"
             )
+        if train_batch is not None:
+            with torch.no_grad():
+                self.call("train_batches()'s first batch", self.loss, model, train_batch)
+        return value
+
+    def check(self, device: str | torch.device = "cpu") -> Summary:
+        """Build the model, read the data and evaluate the loss once; ``ExperimentError`` on
+        anything a landscape or a training run would trip over later."""
+        model = self.build_model().to(device)
+        batches = [to_device(b, device) for b in self.batches()]
+        value = self.preflight(model, batches)
         return Summary(
             self.name,
             type(model).__name__,
             sum(p.numel() for p in model.parameters()),
             len(batches),
-            sum(_batch_size(b) for b in batches),
+            sum(batch_size(b) for b in batches),
             value,
             self.own_loss,
             self.own_train_batches,
         )
 
 
-def _batch_size(batch: Any) -> int:
+def _classified(batch: Any) -> bool:
+    """``(inputs, targets)`` with targets a 1-D tensor of class indices."""
+    return (
+        isinstance(batch, tuple | list)
+        and len(batch) == 2
+        and isinstance(batch[1], torch.Tensor)
+        and batch[1].dim() == 1
+        and not batch[1].is_floating_point()
+    )
+
+
+def batch_size(batch: Any) -> int:
+    """The batch's first dimension (of its first tensor); 0 when unknown."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.dim() else 1
     if isinstance(batch, Mapping):
         batch = list(batch.values())
     if isinstance(batch, tuple | list) and batch:
-        return _batch_size(batch[0])
+        return batch_size(batch[0])
     return 0
 
 
-def load_experiment(path: str | Path, timeout: float = IMPORT_TIMEOUT) -> Experiment:
+def load_experiment(path: str | Path, timeout: float | None = None) -> Experiment:
     """Import and validate the experiment file at ``path`` (see the module notes)."""
     return Experiment(path, timeout)
 
 
 __all__ = [
+    "Defaults",
     "Experiment",
     "ExperimentError",
     "Summary",
+    "batch_size",
     "default_loss",
     "load_experiment",
     "to_device",

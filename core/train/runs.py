@@ -57,7 +57,10 @@ class RunRecord:
 
     @classmethod
     def for_config(cls, config: TrainConfig, name: str = "") -> RunRecord:
-        return cls(config=config.resolved().to_dict(), name=name or config.task)
+        c = config.resolved()
+        return cls(
+            config=c.to_dict(), name=name or (Path(c.model_file).stem if c.model_file else c.task)
+        )
 
     def add(self, event: Event) -> None:
         if isinstance(event, Step):
@@ -91,6 +94,8 @@ class RunRecord:
                 "start_epoch": event.start_epoch,
                 "hyper": dict(event.hyper),  # what the optimizer really used (after a resume)
             }
+            if event.model_file:  # the user's own file, and its sha256 as it was trained
+                self.started.update(model_file=event.model_file, model_digest=event.model_digest)
         elif isinstance(event, Checkpoint):
             self.checkpoints.append(
                 {"path": event.path, "epoch": event.epoch, "val_loss": event.val_loss}

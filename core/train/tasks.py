@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -88,7 +88,27 @@ TASKS: dict[str, TaskInfo] = {
 }
 
 
+# The user's own model: TrainConfig(task=EXPERIMENT, model_file="path.py"). Not in TASKS (it
+# needs a file, and its model, data and loss come from that file): its defaults live here.
+# Adam at 1e-3 is the default that trains most networks without tuning; SGD would need a
+# learning rate chosen for the model.
+EXPERIMENT = "experiment"
+EXPERIMENT_INFO = TaskInfo(
+    EXPERIMENT,
+    "Your own model (Python file)",
+    "classification",  # nominal: the file's loss(model, batch) decides (cross-entropy if none)
+    LossSpec("cross_entropy"),  # nominal as well; a run's config keeps loss=None
+    OptimizerSpec("adam", {"lr": 1e-3}),
+    5,
+    0,  # nominal: the file's batches are used as they come
+    "model(), batches() and optionally loss(model, batch) and train_batches() from your own "
+    "Python file",
+)
+
+
 def get_task(key: str) -> TaskInfo:
+    if key == EXPERIMENT:
+        return EXPERIMENT_INFO
     try:
         return TASKS[key]
     except KeyError:
@@ -106,16 +126,21 @@ def default_hyper(task: str, optimizer: str) -> dict[str, Any]:
 def build_model(key: str, activation: str = "relu") -> nn.Module:
     """The task's model, freshly initialised from torch's global generator."""
     get_task(key)
+    if key == EXPERIMENT:
+        raise ValueError("the experiment's model comes from its file: use core.train.experiment")
     if key == "sine":
         return Cubic()
     if key in ("linreg", "linreg_noisy"):
         return nn.Linear(1, 1)
     if key == "lenet":
         return LeNet5(activation)  # type: ignore[arg-type]
-    return TutorialCNN()
+    if key == "cnn":
+        return TutorialCNN()
+    raise ValueError(f"Unknown task {key!r}")
 
 
 _SEED_LOCK = threading.Lock()
+T = TypeVar("T")
 
 
 def seeded_model(key: str, seed: int, activation: str = "relu") -> nn.Module:
@@ -124,9 +149,15 @@ def seeded_model(key: str, seed: int, activation: str = "relu") -> nn.Module:
     Layers initialise from torch's global generator, which every thread shares: without the
     lock, runs started together (the sine fit's three forms) drew each other's numbers.
     """
+    return seeded(seed, lambda: build_model(key, activation))
+
+
+def seeded(seed: int, build: Callable[[], T]) -> T:
+    """``build()`` right after ``torch.manual_seed(seed)``, with no other run seeding between
+    (see :func:`seeded_model`)."""
     with _SEED_LOCK:
         torch.manual_seed(seed)
-        return build_model(key, activation)
+        return build()
 
 
 @dataclass
@@ -158,6 +189,8 @@ def build_task(
 ) -> TaskSetup:
     """Model and data for task ``key``, the model initialised from ``seed``."""
     info = get_task(key)
+    if key == EXPERIMENT:
+        raise ValueError("an experiment is built from its file: use core.train.experiment")
     if key == "sine":
         x, y = sine_data(dtype)
         feats = powers(x)  # (2000, 3)
@@ -248,11 +281,14 @@ def _describe_line(model: nn.Module) -> dict[str, Any]:
 
 
 __all__ = [
+    "EXPERIMENT",
+    "EXPERIMENT_INFO",
     "TASKS",
     "TaskInfo",
     "TaskSetup",
     "build_model",
     "build_task",
     "get_task",
+    "seeded",
     "seeded_model",
 ]

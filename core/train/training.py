@@ -41,7 +41,7 @@ from core.train.checkpoints import (
 from core.train.config import TrainConfig
 from core.train.losses import build_loss
 from core.train.models import count_parameters, summary
-from core.train.tasks import TaskSetup, build_task
+from core.train.tasks import EXPERIMENT, TaskSetup, build_task
 
 CHECKPOINT_EVERY_S = 2.0  # the best checkpoint goes to disk at most this often, and at the end
 PREVIEW_SAMPLES = 32  # validation images whose predictions every Epoch reports
@@ -85,6 +85,9 @@ class Started:
     # what a live view needs to draw the task: LeNet's first 32 validation images (uint8) and
     # labels (their predictions come with each Epoch), the regression points
     preview: dict[str, Any] = field(default_factory=dict)
+    # the user's own model (task "experiment"): the file that was imported, and its sha256
+    model_file: str = ""
+    model_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,10 @@ class TrainControl:
 def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[Event]:
     """Run one training; yields :data:`Event` objects. ``ValueError`` for a bad config.
 
+    Task ``"experiment"`` trains the user's own file (``config.model_file``; see
+    :mod:`core.train.experiment_loop`); a bad file raises ``ExperimentError`` (a
+    ``ValueError``) before the first event.
+
     A step whose loss is not finite, or has exploded (:data:`EXPLODE_FACTOR` times its start),
     ends the run at once with ``Finished(status="diverged", divergence=...)``.
     """
@@ -183,6 +190,12 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         if c.device == "auto" and torch.cuda.is_available()
         else ("cpu" if c.device == "auto" else c.device)
     )
+    if c.task == EXPERIMENT:
+        # imported here: that loop builds on this module's events and helpers
+        from core.train.experiment_loop import train_experiment
+
+        yield from train_experiment(c, control, device)
+        return
     dtype = torch.float64 if c.dtype == "float64" else torch.float32
     setup = build_task(
         c.task,

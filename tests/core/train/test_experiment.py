@@ -37,7 +37,7 @@ def write(tmp_path, text, name="exp.py"):
 
 
 @pytest.mark.parametrize("name", ["resnet_bn.py", "mlp_regression.py", "tutorial_cnn.py"])
-def test_the_examples_load_and_their_loss_is_the_mean_over_batches(name):
+def test_the_examples_load_and_their_loss_is_the_mean_over_batches(name, one_thread):
     e = load_experiment(EXAMPLES / name)
     summary = e.check()
     m = e.build_model().eval()
