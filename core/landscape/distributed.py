@@ -193,6 +193,7 @@ class GridProgress:
     total: int
     rate: float  # points per second since this run started (nan at first)
     resumed: int  # points that came from the partial file
+    warning: str = ""  # once, when the partial file could not be written (the grid goes on)
 
 
 class RankFailed(LandscapeError):
@@ -269,12 +270,21 @@ def fill(
     longest = math.ceil(len(todo) / world.size)
     per_round, taken, round_no = 1, 0, 0
     t0 = clock()
-    last_save = t0
+    last_save = -math.inf  # the first round saves: a file that can't be written shows early
     rate = math.nan
 
+    saving = {"to": save_to if world.main else None, "warning": ""}
+
     def save() -> None:
-        if world.main and save_to is not None:
-            grid.save(save_to)
+        """Write the partial file; a full disk or a read-only folder costs the resume, not
+        the grid (the warning is passed on once)."""
+        if saving["to"] is None:
+            return
+        try:
+            grid.save(saving["to"])
+        except OSError as exc:
+            saving["warning"] = f"cannot keep a partial file to resume from ({exc}); going on"
+            saving["to"] = None
 
     try:
         while taken < longest:
@@ -315,7 +325,8 @@ def fill(
                 if now - last_save >= SAVE_EVERY:
                     save()
                     last_save = now
-                yield GridProgress(grid.count, total, rate, resumed)
+                warning, saving["warning"] = saving["warning"], ""
+                yield GridProgress(grid.count, total, rate, resumed, warning)
             else:
                 yield GridProgress(0, total, math.nan, resumed)
     except KeyboardInterrupt:
@@ -329,12 +340,14 @@ def fill(
         raise RankFailed(
             f"{who} stopped answering during round {round_no + 1} ({exc.__class__.__name__}); "
             + (
-                f"the {grid.count} points gathered are kept in {save_to}"
-                if world.main and save_to
+                f"the {grid.count} points gathered are kept in {saving['to']}"
+                if saving["to"] is not None
                 else "stopping"
             )
         ) from None
     save()
+    if saving["warning"]:
+        yield GridProgress(grid.count, total, rate, resumed, saving["warning"])
 
 
 def _gather(out: np.ndarray, world: World) -> list[np.ndarray]:

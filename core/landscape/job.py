@@ -208,9 +208,11 @@ def run(
             if found is not None or why:
                 yield Resumed(str(partial), found.count if found else 0, grid.done.size, why)
     reported = np.zeros(len(betas), dtype=bool)
-    for _ in dist.fill(ev, alphas, betas, grid, world, partial, should_stop):
+    for step in dist.fill(ev, alphas, betas, grid, world, partial, should_stop):
         if grid is None:
             continue
+        if step.warning:
+            yield Resumed(str(partial), grid.count, grid.done.size, step.warning)
         for i in np.flatnonzero(grid.done.all(axis=1) & ~reported):
             reported[i] = True
             acc = None if grid.acc is None else grid.acc[i].copy()

@@ -130,8 +130,6 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-
-
 def _record(run: str | RunRecord | None) -> RunRecord | None:
     if isinstance(run, RunRecord) or run is None:
         return run

@@ -124,3 +124,12 @@ def test_a_dead_rank_is_named_and_the_gathered_points_are_kept(tmp_path):
     assert "rank 1" in res.stderr, res.stderr[-3000:]
     kept, _ = dist.PartialGrid.load(out, "fp", (7, 9))
     assert kept is not None and 0 < kept.count < 63
+
+
+def test_a_partial_file_that_cannot_be_written_costs_the_resume_not_the_grid(tmp_path):
+    alphas, betas = axes()
+    grid = dist.PartialGrid.empty("fp", (5, 9), True)
+    steps = list(dist.fill(Bowl(), alphas, betas, grid, save_to=tmp_path / "no" / "p.npz"))
+    assert grid.done.all() and steps[-1].done == 45
+    warnings = [s.warning for s in steps if s.warning]
+    assert len(warnings) == 1 and "cannot keep a partial file" in warnings[0]
