@@ -37,7 +37,6 @@ from core.train.training import (
     CHECKPOINT_EVERY_S,
     Epoch,
     Event,
-    Finished,
     Started,
     Step,
     TrainControl,
@@ -48,8 +47,8 @@ from core.train.training import (
     _snapshots,
     _write,
     check_divergence,
-    divergence_message,
     effective_hyper,
+    finished,
 )
 
 
@@ -171,18 +170,7 @@ def train_experiment(
         model.eval()
         final["val_loss"], final["val_accuracy"] = exp.evaluate(model, val)
     model.train()
-    yield Finished(
-        status,
-        epoch if status == "completed" else epoch - 1,
-        step,
-        best[1],
-        best[0],
-        final,
-        snaps.recorded_steps().copy(),
-        snaps.get("theta").copy(),
-        divergence_message(divergence),
-        divergence,
-    )
+    yield finished(status, epoch, step, best, final, snaps, divergence)
 
 
 def _epoch_batches(

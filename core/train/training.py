@@ -321,7 +321,12 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
             val_accuracy=acc,
             **{k: v for k, v in details.items() if k not in ("confusion", "samples")},
         )
-    yield Finished(
+    yield finished(status, epoch, step, best, final, snaps, divergence)
+
+
+def finished(status, epoch: int, step: int, best, final, snaps, divergence) -> Finished:
+    """The run's last event (shared by the built-in tasks' loop and experiment files')."""
+    return Finished(
         status,
         epoch if status == "completed" else epoch - 1,
         step,
