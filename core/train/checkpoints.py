@@ -52,19 +52,27 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the run."""
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``: no arbitrary code is unpickled)."""
+def read(path: str | os.PathLike) -> Any:
+    """A checkpoint file's contents, loaded safely (``weights_only=True``: nothing in the file
+    can run code); ``CheckpointError`` in our words otherwise."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a folder, not a checkpoint") from None
     except Exception:  # torch raises many types for a corrupt or foreign file
         # not torch's text: it suggests loading with weights_only=False, which runs the
         # file's code, and LossLab never does that
         raise CheckpointError(
-            f"{path} is not a readable LossLab checkpoint: it is damaged, or holds more than "
-            "weights (LossLab never runs code from a file)"
+            f"{path} is not a readable checkpoint: it is damaged, or holds more than weights "
+            "(LossLab never runs code from a file)"
         ) from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one of LossLab's own checkpoints safely (see :func:`read`)."""
+    payload = read(path)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a LossLab checkpoint")
     return payload

@@ -16,26 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.train.checkpoints import CHECKPOINT_FORMAT, CheckpointError
+from core.train.checkpoints import CHECKPOINT_FORMAT, CheckpointError, read
 
 NESTED_KEYS = ("state_dict", "model_state_dict", "model")
 PREFIXES = ("model.", "module.")
-
-
-def read(path: str | os.PathLike) -> Any:
-    """The file's contents, loaded safely; ``CheckpointError`` in our words otherwise."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path} is a folder, not a checkpoint") from None
-    except Exception:  # torch raises many types for a corrupt or foreign file
-        # not torch's text: it suggests weights_only=False, which would run the file's code
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint: it is damaged, or holds more than weights "
-            "(LossLab never runs code from a file)"
-        ) from None
 
 
 def _is_state_dict(value: Any) -> bool:
