@@ -142,3 +142,39 @@ def test_two_workers_give_the_grid_of_one_process(losslab, tmp_path):
     bad = losslab("landscape", "--model", MLP, "--workers", "2", "--grid", "1", "--out",
                   tmp_path / "x.npz")  # fmt: skip
     assert bad.returncode != 0 and bad.stderr.count("Invalid resolution") == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_the_partial_file(tmp_path):
+    """SIGINT (Ctrl+C) mid-grid: exit 130, a message saying where the points are, and the
+    partial file the same command resumes from."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big.npz"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    cmd = [sys.executable, "-m", "app", "landscape", "--model", str(MLP), "--grid", "301",
+           "--eigenvalues", "0", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)  # fmt: skip
+    partial = dist.partial_path(out)
+    deadline = time.monotonic() + 120
+    while not partial.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # polling for a file another process writes: no signal to wait on
+    assert partial.exists(), proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and str(partial) in err and "Traceback" not in err
+    kept, _ = dist.PartialGrid.load(partial, _fingerprint_of(partial), (301, 301))
+    assert kept is not None and kept.count > 0 and not out.exists()
+
+
+def _fingerprint_of(path):
+    import json
+
+    with np.load(path) as z:
+        return json.loads(bytes(z["head"]).decode())["fingerprint"]
