@@ -8,6 +8,7 @@ import html
 import torch
 from PySide6 import QtCore, QtWidgets
 
+from app.train.own_model import OwnModelPanel, summary_html
 from app.widgets import NumberEdit, editor_for, error_label
 from core.optimizers import (
     CATALOGUE,
@@ -21,7 +22,14 @@ from core.optimizers import (
 from core.train import data as data_mod
 from core.train.losses import LossSpec, get_loss, losses_for
 from core.train.models import count_parameters, summary
-from core.train.tasks import TASKS, build_model, default_hyper, get_task
+from core.train.tasks import (
+    EXPERIMENT,
+    EXPERIMENT_INFO,
+    TASKS,
+    build_model,
+    default_hyper,
+    get_task,
+)
 from core.train.training import TrainConfig
 
 FORMS = ("numpy", "autograd", "module")
@@ -42,10 +50,15 @@ class TrainControls(QtWidgets.QWidget):
     task_changed = QtCore.Signal(str)
     download_requested = QtCore.Signal()
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__(parent)
         self.hyper: dict = {}  # the optimizer's hyperparameters as edited
         self.sched_hyper: dict = {}
+        self.own = OwnModelPanel(settings)  # the user's own model file (task "experiment")
+        self.own.setObjectName("own_model_box")
+        self.own.checked.connect(self._own_checked)
+        self.own.failed.connect(lambda _: self._show_model())
+        self.own.busy.connect(lambda _: self._show_model())
         self._build()
         self._task_changed()
 
@@ -54,7 +67,10 @@ class TrainControls(QtWidgets.QWidget):
         self.task.setToolTip("What to train: each task brings its model, data and defaults")
         for key, t in TASKS.items():
             self.task.addItem(t.label, key)
+        # the dots: choosing it opens a file chooser (when no file is known yet)
+        self.task.addItem(EXPERIMENT_INFO.label + "...", EXPERIMENT)
         self.task.currentIndexChanged.connect(lambda _: self._task_changed())
+        self.task.activated.connect(self._task_activated)
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
 
@@ -171,8 +187,8 @@ class TrainControls(QtWidgets.QWidget):
         form.addRow("Task", self.task)
         form.addRow(self.caption)
         form.addRow(self.forms)
+        self.train_form = tl = _form_layout()
         train_box = QtWidgets.QGroupBox("Training")
-        tl = _form_layout()
         tl.addRow("Loss", self.loss)
         tl.addRow("Optimizer", self.optimizer)
         tl.addRow(self.hyper_box)
@@ -192,6 +208,7 @@ class TrainControls(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(form)
+        lay.addWidget(self.own)
         lay.addWidget(self.data_box)
         lay.addWidget(self.model_box)
         lay.addWidget(train_box)
@@ -218,6 +235,7 @@ class TrainControls(QtWidgets.QWidget):
             self.task,
             self.forms,
             self.data_box,
+            self.own,
             self.loss,
             self.optimizer,
             self.hyper_box,
@@ -240,10 +258,20 @@ class TrainControls(QtWidgets.QWidget):
     def set_task(self, key: str) -> None:
         self.task.setCurrentIndex(self.task.findData(key))
 
+    def _task_activated(self, _index: int) -> None:
+        # the user chose it (not code): without a file yet, ask for one
+        if self.task_key() == EXPERIMENT and not self.own.path:
+            self.own.choose_dialog()
+
     def _task_changed(self) -> None:
         info = get_task(self.task_key())
+        own = info.key == EXPERIMENT
         self.caption.setText(f"<i>{html.escape(info.caption)}</i>")
         self.data_box.setVisible(info.key == "lenet")
+        self.own.setVisible(own)
+        # the file decides its loss and its batches: those controls do not apply
+        self.train_form.setRowVisible(self.loss, not own)
+        self.train_form.setRowVisible(self.batch, not own)
         self.forms.setVisible(info.key == "sine")
         self.forms.setChecked(False)
         # only losses that fit the task can be chosen: a mismatch is prevented, not reported
@@ -257,9 +285,26 @@ class TrainControls(QtWidgets.QWidget):
         self.clip.setChecked(False)
         self.epochs.setValue(info.epochs)
         self.batch.setValue(info.batch_size)
+        if own and self.own.defaults is not None:
+            self._apply_defaults(self.own.defaults)
         self.refresh_data_status()
         self._show_model()
         self.task_changed.emit(info.key)
+
+    def _own_checked(self, summary, defaults, picked: bool) -> None:
+        if picked and self.task_key() == EXPERIMENT:
+            self._apply_defaults(defaults)
+        self._show_model()
+
+    def _apply_defaults(self, d) -> None:
+        """The file's suggested optimizer (with its hyperparameters) and epochs."""
+        if d.optimizer is not None:
+            hyper = dict(d.optimizer.hyper)
+            if d.optimizer.name == EXPERIMENT_INFO.optimizer.name and not hyper:
+                hyper = dict(EXPERIMENT_INFO.optimizer.hyper)
+            self.set_optimizer(d.optimizer.name, hyper)
+        if d.epochs is not None:
+            self.epochs.setValue(d.epochs)
 
     def set_optimizer(self, key: str, hyper: dict) -> None:
         self.hyper = dict(hyper)
@@ -368,6 +413,19 @@ class TrainControls(QtWidgets.QWidget):
         )
 
     def _show_model(self) -> None:
+        own_model = self.task_key() == EXPERIMENT
+        self.model_text.setWordWrap(own_model)  # the built-ins' layer table keeps its rows
+        if own_model:
+            own = self.own
+            if own.summary is not None:
+                text = summary_html(own.summary, own.path)
+            elif own.checking:
+                text = "Importing the file and evaluating its loss once..."
+            else:
+                text = "The model, its data and its loss come from your file: Reload or Start "
+                text += "imports and checks it."
+            self.model_text.setText(text)
+            return
         model = build_model(self.task_key(), self.activation.currentText())
         rows = "".join(
             f"<tr><td>{html.escape(name or '(model)')}</td><td>{kind}</td>"
@@ -384,12 +442,31 @@ class TrainControls(QtWidgets.QWidget):
 
     # --- the run ---------------------------------------------------------------------------
 
-    def config(self) -> TrainConfig:
-        """The run the controls describe; ``ValueError`` says what is wrong."""
+    def config(self, model_file: str | None = None) -> TrainConfig:
+        """The run the controls describe; ``ValueError`` says what is wrong. ``model_file``:
+        an own model's file other than the chosen one (a run continued from its own file)."""
         task = get_task(self.task_key())
+        sched = self.scheduler.currentData()
+        if task.key == EXPERIMENT:
+            path = model_file or self.own.path
+            if not path:
+                raise ValueError("Choose your model file first: press Model file...")
+            # the file gives the model, the data, the batches and the loss
+            return TrainConfig(
+                task=EXPERIMENT,
+                model_file=path,
+                loss=None,
+                batch_size=None,
+                optimizer=OptimizerSpec(self.optimizer.currentData(), dict(self.hyper)),
+                scheduler=SchedulerSpec(sched, dict(self.sched_hyper)) if sched else None,
+                scheduler_interval=self.interval.currentData(),
+                clip_norm=self.clip_value.value() if self.clip.isChecked() else None,
+                epochs=self.epochs.value(),
+                seed=self.seed.value(),
+                device=self.device.currentData(),
+            ).resolved()
         loss_key = self.loss.currentData()
         reduction = task.loss.reduction if loss_key == task.loss.name else "mean"
-        sched = self.scheduler.currentData()
         lenet = task.key == "lenet"
         return TrainConfig(
             task=task.key,
@@ -430,6 +507,7 @@ class TrainControls(QtWidgets.QWidget):
     def set_running(self, on: bool) -> None:
         for w in self.inputs:
             w.setEnabled(not on)
+        self.own.set_running(on)
         if not on:
             self.clip_value.setEnabled(self.clip.isChecked())
             self.interval.setEnabled(self.scheduler.currentData() is not None)

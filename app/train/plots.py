@@ -306,9 +306,15 @@ class TrainPlots(QtWidgets.QWidget):
         self.task_view.setCurrentWidget(view)
         self.task_title.setText(TASK_TITLES.get(key, ""))
         self.no_view.setText(
-            "This task has no picture of its fit: watch the loss fall." if key == "cnn" else ""
+            {
+                "cnn": "This task has no picture of its fit: watch the loss fall.",
+                "experiment": "Your own model: its loss curves are the picture.",
+            }.get(key, "")
         )
-        acc = key == "lenet" or any(r.task == "lenet" for r in self.drawn())
+        # accuracy where there is one: LeNet, or an own model whose batches are classified
+        acc = key == "lenet" or any(
+            r.task == "lenet" or r.final("val_accuracy") is not None for r in self.drawn()
+        )
         self.acc_plot.setVisible(acc)
 
     def _smoothing_changed(self, value: int) -> None:

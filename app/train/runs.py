@@ -129,7 +129,9 @@ class Run:
         MNIST" (files written before core named the data say so only in the config)."""
         started = self.record.started or {}
         task = TASKS.get(self.task)
-        label = started.get("label") or (task.label if task else self.task)
+        own = self.record.config.get("model_file")
+        fallback = Path(own).name if own else (task.label if task else self.task)
+        label = started.get("label") or fallback
         dataset = started.get("dataset") or self.record.config.get("dataset")
         if dataset == "synthetic" and "synthetic" not in label.lower():
             label = label.replace(" on MNIST", "") + " on synthetic digits"
@@ -149,7 +151,10 @@ class Run:
         if c.get("form", "module") != "module":
             parts.append(f"{c['form']} form")
         bs = c.get("batch_size")
-        parts.append("full batch" if bs == 0 else f"batch {bs}")
+        if c.get("model_file"):  # an own model: its file gives the batches (and the loss)
+            parts.append("the file's batches")
+        else:
+            parts.append("full batch" if bs == 0 else f"batch {bs}")
         parts.append(f"{c.get('epochs')} ep")
         if c.get("resume"):
             parts.append("continued from a checkpoint")

@@ -29,6 +29,7 @@ from app.train.runs import Run, RunsTable, plural
 from app.widgets import error_label
 from app.workspace import Export
 from core.train import data as data_mod
+from core.train.tasks import EXPERIMENT
 
 __all__ = ["TrainWorkspace", "leave_a_core", "runs_root"]
 
@@ -38,9 +39,11 @@ class TrainWorkspace(QtWidgets.QWidget):
     landscape_requested = QtCore.Signal(object)  # a Run with a checkpoint
     file_opened = QtCore.Signal(str, str)  # (kind, path): "run" after a runs file opened/saved
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("train_workspace")
+        self.settings = settings if settings is not None else QtCore.QSettings()
+        self._after_check = None  # what Start or Continue does once the model file is checked
         self.controller = c = TrainController(self)
         self.download = MnistDownload(self)
         self._progress_at = 0.0  # when the progress bar last changed (see _progress)
@@ -88,8 +91,9 @@ class TrainWorkspace(QtWidgets.QWidget):
         return b
 
     def _build(self) -> None:
-        self.controls = TrainControls()
+        self.controls = TrainControls(settings=self.settings)
         self.controls.task_changed.connect(self._task_changed)
+        self.controls.own.busy.connect(self._own_busy)
         self.controls.download_requested.connect(self.download_mnist)
         self.start_btn = self._button(
             "Start", "start", "Train with these settings (a new run)", self.start
@@ -288,8 +292,46 @@ class TrainWorkspace(QtWidgets.QWidget):
             return True
         return False
 
+    def _own_model_ready(self, then) -> bool:
+        """Whether the chosen model file is checked and unchanged since; if it is not checked
+        yet (or was edited), it is checked on the worker thread and ``then`` runs after; a bad
+        file's message refuses the start."""
+        own = self.controls.own
+        state = own.state()
+        if state == "ready":
+            return True
+        self._after_check = None
+        if state == "none":
+            self.error.setText("Choose your model file first: press Model file...")
+        elif state == "bad":
+            self.error.setText(
+                "Cannot start: " + html.escape(own.message, quote=False) + "<br>Fix the file and "
+                "press Reload (or Start again)."
+            )
+        elif state in ("unchecked", "checking"):
+            self._after_check = then
+            if state == "unchecked":
+                own.start_check()
+            self.error.setText("")
+            self.status.setText("Importing and checking the model file; training starts next.")
+        else:
+            raise ValueError(f"Unknown model file state: {state!r}")
+        return False
+
+    def _own_busy(self, busy: bool) -> None:
+        then, self._after_check = self._after_check, None
+        if busy:
+            self._after_check = then
+            return
+        if then is not None:
+            then()
+        elif self.controls.own.message and self.controls.task_key() == EXPERIMENT:
+            self.status.setText("Fix the model file and press Reload.")
+
     def start(self) -> None:
         if self.running or self._refused():
+            return
+        if self.controls.task_key() == EXPERIMENT and not self._own_model_ready(self.start):
             return
         try:
             configs = self.controls.configs()
@@ -321,8 +363,15 @@ class TrainWorkspace(QtWidgets.QWidget):
             return None
         if self._refused():
             return None
+        model_file = run.record.config.get("model_file")
+        own = self.controls.own
+        if model_file and model_file == own.path and own.state() != "ready":
+            # the controls' file, not checked yet or edited: check it, then continue
+            self._own_model_ready(lambda: self.continue_run(run))
+            return None
         try:
-            config = self.controls.config()
+            # an own model continues with its own file, whichever file the controls show
+            config = self.controls.config(model_file=model_file)
         except ValueError as exc:
             self.error.setText(str(exc))
             return None
@@ -356,6 +405,7 @@ class TrainWorkspace(QtWidgets.QWidget):
     def shutdown(self) -> None:
         """Stop and join every thread (the window is closing)."""
         self.controller.shutdown()
+        self.controls.own.shutdown()
         self.download.shutdown()
         self.plots.timer.stop()
 
@@ -393,6 +443,7 @@ class TrainWorkspace(QtWidgets.QWidget):
         self.plots.set_theme(dark)
 
     def _task_changed(self, key: str) -> None:
+        self._after_check = None  # a start waiting for the model file is for that task only
         if not self.runs:
             self.plots.show_task_view(key)
 
