@@ -100,7 +100,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.insertTab(0, self.race, "Race")
         from app.train.workspace import TrainWorkspace
 
-        self.train = TrainWorkspace()
+        self.train = TrainWorkspace(settings=self.settings)
         self.train.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.train.landscape_requested.connect(self.open_in_landscape)
         from app.landscape.workspace import LandscapeWorkspace
