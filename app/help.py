@@ -124,20 +124,27 @@ def readme_section(title: str, readme: Path = README) -> str | None:
     except OSError:
         return None
     lines = text.splitlines()
-    for i, line in enumerate(lines):
-        m = re.match(r"^(#+)\s+(.*)$", line)
-        if m and m.group(2).strip() == title:
-            level = len(m.group(1))
-            end = len(lines)
-            for j in range(i + 1, len(lines)):
-                n = re.match(r"^(#+)\s", lines[j])
-                if n and len(n.group(1)) <= level:
-                    end = j
-                    break
-            body = "\n".join(lines[i:end])
+    headings = _headings(lines)  # (line index, level, title), outside code blocks
+    for k, (i, level, name) in enumerate(headings):
+        if name == title:
+            end = next((j for j, lv, _ in headings[k + 1 :] if lv <= level), len(lines))
             # pictures are relative to the README; the text browser is told where that is
-            return body
+            return "\n".join(lines[i:end])
     return None
+
+
+def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """Markdown headings: ``# title`` lines that are not inside a fenced code block (where
+    ``# a comment`` in a shell example is not a heading)."""
+    out, fenced = [], False
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        m = None if fenced else re.match(r"^(#+)\s+(.*)$", line)
+        if m:
+            out.append((i, len(m.group(1)), m.group(2).strip()))
+    return out
 
 
 class ReadmeDialog(QtWidgets.QDialog):

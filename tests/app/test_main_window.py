@@ -77,10 +77,12 @@ def test_every_tour_step_outlines_its_widget(window, qtbot, tab):
 
 
 def test_help_shows_the_readme_sections_the_tours_name(qtbot, tmp_path):
-    for _, section, _ in TOURS.values():
+    for section in [s for _, s, _ in TOURS.values()] + ["Command line", "Troubleshooting"]:
         body = readme_section(section)
         assert body is not None and body.startswith("#") and len(body) > 200, section
         assert "\n## " not in body  # stops at the next section of its level
+    command_line = readme_section("Command line")  # its shell comments are not headings
+    assert "losslab landscape" in command_line and "losslab train" in command_line
     dialog = ReadmeDialog("Troubleshooting")
     qtbot.addWidget(dialog)
     assert "Troubleshooting" in dialog.browser.toPlainText()
