@@ -425,6 +425,10 @@ class _Output:
         self.epochs = e.epochs
         print(f"{e.label}: {e.n_params:,} parameters on {e.device}", flush=True)
         print(f"Data: {e.source}", flush=True)
+        if e.start_epoch > 1:  # a resumed run: say from where, and what it trains with now
+            used = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in e.hyper.items())  # fmt: skip
+            print(f"Resumed at epoch {e.start_epoch} with {used}", flush=True)
         if self.tty:
             from tqdm import tqdm
 
@@ -449,9 +453,12 @@ class _Output:
     def _finish(self, e: Finished) -> None:
         self.close()
         final = e.final
-        parts = [
-            f"Finished ({e.status}) after {plural(e.epochs, 'epoch')}, {plural(e.steps, 'step')}"
-        ]
+        if e.status == "diverged":
+            head = f"Diverged at step {e.steps:,}, after {plural(e.epochs, 'full epoch')}"
+        else:
+            head = f"Finished ({e.status}) after {plural(e.epochs, 'epoch')}"
+            head += f", {plural(e.steps, 'step')}"
+        parts = [head]
         if final.get("val_loss") is not None:
             parts.append(f"val loss {final['val_loss']:.6g}")
         if final.get("val_accuracy") is not None:

@@ -360,7 +360,7 @@ def check_divergence(
 
 def _advice(c: TrainConfig, lr: float) -> str:
     """What to try, in plain words (no command-line options: the GUI shows it too)."""
-    tries = [f"lower the learning rate (try {lr / 10:.3g}, 10x smaller)"]
+    tries = [f"lower the learning rate to {lr / 10:.3g} (10x smaller)"]
     if c.form == "module" and c.clip_norm is None:
         tries.append("add gradient clipping")
     elif c.form == "module":

@@ -72,13 +72,14 @@ def test_resume_trains_with_the_new_learning_rate(cli, tmp_path):
     assert data["config"]["optimizer"]["hyper"]["lr"] == 0.05
     assert data["steps"]["lr"] == [0.05, 0.05, 0.05]  # steps 6..8 ran at it (were 0.01)
     assert data["started"]["hyper"]["lr"] == 0.05 and data["started"]["start_epoch"] == 6
+    assert "Resumed at epoch 6 with lr 0.05" in r.stdout  # what it trains with, said
 
 
 def test_a_diverging_run_says_so_and_exits_3(cli, tmp_path):
     out = tmp_path / "run.json"
     r = cli("train", "lenet", *TINY_LENET, "--optimizer", "sgd", "--lr", "50", "--out", out)
     assert r.returncode == 3, r.stderr
-    assert "Finished (diverged)" in r.stdout
+    assert "Diverged at step" in r.stdout and "Finished" not in r.stdout
     assert "Diverged in epoch 1: loss " in r.stderr and "Try: lower the learning rate" in r.stderr
     d = RunRecord.load(out).divergence
     assert d is not None and d.epoch == 1 and f"at step {d.step}" in d.reason

@@ -170,7 +170,7 @@ def test_divergence_is_reported_not_raised_and_stops_the_run():
     assert len(steps) == d.step - 1  # nothing ran after the step that gave it away
     assert all(np.isfinite(s.loss) for s in steps)
     assert f"at step {d.step}" in d.reason
-    assert d.advice.startswith("lower the learning rate (try 0.1, 10x smaller)")
+    assert d.advice.startswith("lower the learning rate to 0.1 (10x smaller)")
     assert "--" not in d.reason + d.advice  # plain words: the GUI shows them too
     assert d.reason in final.message and d.advice in final.message
 
