@@ -442,17 +442,25 @@ def _pil_rgb(image: QtGui.QImage):
 
 
 def _quantize(image, palette, reserved: list[tuple[int, int, int]]):
-    """``image`` on ``palette``, with pixels of a reserved colour on that exact entry (Pillow's
-    nearest-colour lookup works on coarse colour boxes and may pick a neighbour)."""
+    """``image`` on ``palette``: every colour to its nearest palette entry, exactly (Pillow's
+    own lookup works on coarse colour boxes: dark viridis purples went to the reserved greys
+    and the heatmap looked posterised), and reserved colours to their own entries."""
     from PIL import Image
 
-    out = image.quantize(palette=palette, dither=Image.Dither.NONE)
-    index = np.array(out)  # (H, W) palette indices
-    rgb = np.asarray(image, dtype=np.uint32)  # (H, W, 3)
+    entries = np.array(palette.getpalette()[: 3 * 256], dtype=np.int32).reshape(-1, 3)  # (P, 3)
+    rgb = np.asarray(image, dtype=np.int32)  # (H, W, 3)
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # (H, W)
+    colours, inverse = np.unique(packed, return_inverse=True)  # (U,), (H*W,)
+    unique_rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
+    nearest = np.empty(len(colours), dtype=np.uint8)
+    for start in range(0, len(colours), 4096):  # (U, P) distances in slices: bounded memory
+        part = unique_rgb[start : start + 4096, None, :] - entries[None, :, :]  # (u, P, 3)
+        nearest[start : start + 4096] = np.argmin((part * part).sum(axis=2), axis=1)
     for i, (r, g, b) in enumerate(reserved):
-        index[packed == ((r << 16) | (g << 8) | b)] = i
-    out.frombytes(index.astype(np.uint8).tobytes())
+        nearest[colours == ((r << 16) | (g << 8) | b)] = i
+    out = Image.new("P", image.size)
+    out.putpalette(palette.getpalette())
+    out.frombytes(nearest[inverse.reshape(-1)].tobytes())
     return out
 
 

@@ -164,7 +164,7 @@ def run_race(args: argparse.Namespace) -> int:
     from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
-    from app.race.render import OffscreenView, even_size, race_frames
+    from app.race.render import OffscreenView, even_size, gif_of, race_frames
 
     colours = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(session.racers)]
     race = Race(surface, session.racers, starts=start)
@@ -189,10 +189,7 @@ def run_race(args: argparse.Namespace) -> int:
                         args.theme == "dark",
                         progress=progress,
                     )
-                if suffix == ".gif":
-                    data = export.gif_bytes(frames, keep=colours)
-                else:
-                    data = export.mp4_bytes(frames)
+                data = gif_of(frames, colours) if suffix == ".gif" else export.mp4_bytes(frames)
             elif suffix == ".json":
                 data = export.json_bytes(race, session.to_dict())
             elif suffix == ".csv":

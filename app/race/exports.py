@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtWidgets
 
 from app import export
-from app.race.render import OffscreenView, even_size, race_frames
+from app.race.render import OffscreenView, even_size, gif_of, race_frames
 from app.workspace import Export
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def window_png(ws: RaceWorkspace, path: str) -> None:
 
 
 def gif(ws: RaceWorkspace, path: str, frames: int = 120, size=(800, 600)) -> None:
-    export.atomic_write(path, export.gif_bytes(_frames(ws, frames, size), keep=ws.c.colours()))
+    export.atomic_write(path, gif_of(_frames(ws, frames, size), ws.c.colours()))
 
 
 def mp4(ws: RaceWorkspace, path: str, frames: int = 120, size=(1280, 960)) -> None:

@@ -95,12 +95,25 @@ def race_frames(
         view.close()
 
 
-def race_gif(surface, racers, start, colours: list[str], *args, **kwargs) -> bytes:
-    """The race as an animated GIF (arguments as :func:`race_frames`)."""
+HEATMAP_RAMP = 48  # colours of the heatmap's colour map reserved in a GIF's palette
+
+
+def gif_of(frames: list[QtGui.QImage], colours: list[str]) -> bytes:
+    """Race frames as a GIF that keeps the racers' colours exactly and the heatmap's colour
+    map whole: median cut, which picks colours by pixel count, left the few dark pixels of
+    the minima and of the colour bar's low end to greys (they looked posterised)."""
+    import pyqtgraph as pg
+
     from app import export
 
-    shots = race_frames(surface, racers, start, colours, *args, **kwargs)
-    return export.gif_bytes(shots, keep=colours)
+    lut = pg.colormap.get("viridis").getLookupTable(nPts=HEATMAP_RAMP, alpha=False)  # (n, 3)
+    ramp = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in np.asarray(lut, dtype=int)]
+    return export.gif_bytes(frames, colours=256, keep=[*colours, *ramp])
+
+
+def race_gif(surface, racers, start, colours: list[str], *args, **kwargs) -> bytes:
+    """The race as an animated GIF (arguments as :func:`race_frames`)."""
+    return gif_of(race_frames(surface, racers, start, colours, *args, **kwargs), colours)
 
 
 def race_mp4(surface, racers, start, colours: list[str], *args, **kwargs) -> bytes:
