@@ -194,6 +194,11 @@ def flatten_strokes(svg: bytes, areas: list[Area] = ()) -> bytes:
                 el.set("d", " ".join(k + " ".join(_xy(p)) for k, p in cmds))
             el.attrib.pop("vector-effect", None)
         del group.attrib["transform"]
+    for image in root.iter(f"{{{SVG_NS}}}image"):
+        # a heatmap's cells stay cells: viewers smooth an enlarged image by default (a 5x5
+        # landscape came out as a blurred gradient, where the PNG shows its grid)
+        image.set("image-rendering", "optimizeSpeed")
+        image.set("style", "image-rendering:pixelated")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 

@@ -164,6 +164,8 @@ def test_landscape_svg_axes_line_up(qtbot):
     svg = export.widget_svg(view, "t")
     _check_axes(svg, (a[0] - da / 2, a[-1] + da / 2), (b[0] - db / 2, b[-1] + db / 2))
     _check_strokes_in_pixels(svg)
+    images = list(ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}image"))
+    assert images and all("pixelated" in im.get("style", "") for im in images)  # cells, not blur
 
 
 # --- GIF ---------------------------------------------------------------------------------------
