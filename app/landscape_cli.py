@@ -398,6 +398,8 @@ def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> No
     ws.set_theme(dark)
     ws.log.setChecked(log)
     ws.show_landscape(land)
+    if "line_t" not in land.extras:  # no run, no line from its start: the facts take the room
+        ws.line.hide()
     ws.view.set_scale("log" if log else "linear")
     app.processEvents()
     try:
