@@ -137,7 +137,7 @@ def test_landscape_errors_are_messages(cli, trained_run, tmp_path):
     out = cli("landscape", "--run", run, "--grid", "2", "--out", npz)
     assert out.returncode == 2 and "Invalid resolution" in out.stderr
     out = cli("landscape", "--out", npz)
-    assert out.returncode == 2 and "give --checkpoint, --run, or both" in out.stderr
+    assert out.returncode == 2 and "give --checkpoint, --run, --model, or --load" in out.stderr
     out = cli("landscape", "--run", run, "--size", "9x9", "--out", tmp_path / "x.png")
     assert out.returncode == 2 and "out of range" in out.stderr
     out = cli("landscape", "--run", run, "--grid", "many", "--out", npz)
