@@ -39,8 +39,9 @@ def labelled_marks(
     marks: list[tuple[int, int]], coords: np.ndarray, most: int = MAX_EPOCH_LABELS
 ) -> list[tuple[int, int]]:
     """The marks that get their epoch number: at most ``most``, evenly spread, none close to
-    another label (1/20 of the path's extent) or to the start and end points (1/10: their
-    own, wider labels are there). A path slows down near its end and crowds its markers there."""
+    another label (1/10 of the path's extent: a label is a few digits wide) or to the start and
+    end points (1/8: their own, wider labels are there). A path slows down near its end and
+    crowds its markers there; a sine fit's first epochs crowd near its start."""
     coords = np.asarray(coords, dtype=np.float64)  # (T, 2)
     n = len(coords)
     inner = [m for m in marks if 0 < m[1] < n - 1]
@@ -54,8 +55,8 @@ def labelled_marks(
     out = []
     for epoch, i in inner:
         p = coords[i] / scale
-        clear_of_ends = all(np.hypot(*(p - q)) >= 1 / 10 for q in ends)
-        if clear_of_ends and all(np.hypot(*(p - q)) >= 1 / 20 for q in placed):
+        clear_of_ends = all(np.hypot(*(p - q)) >= 1 / 8 for q in ends)
+        if clear_of_ends and all(np.hypot(*(p - q)) >= 1 / 10 for q in placed):
             out.append((epoch, i))
             placed.append(p)
     return out
