@@ -12,6 +12,7 @@ from app.race.controller import RaceController
 from app.race.panels import ExplainPanel, SurfacePanel, TransportBar
 from app.race.racers import RacerEditor, RacersTable
 from app.race.render import draw_race
+from app.race.sweep_panel import open_sweep, sweep_button
 from app.race.terrain import draw_race_3d, show_surface_3d
 from app.views.loss_plot import LossPlot
 from app.views.surface_view import SurfaceView
@@ -49,6 +50,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.log_y.toggled.connect(lambda on: self._set_log(on))
         self._build_layout()
         self.basin_job: Job | None = None
+        self.sweep_window = None  # app.race.sweep_panel.SweepWindow, made when first asked for
         self._finished_jobs: list[Job] = []
         self.basin_rgba: np.ndarray | None = None
         self.view3d = None  # app.views.surface3d.Surface3DView, made when first asked for
@@ -148,6 +150,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.view3d_button.toggled.connect(self.set_3d)
         basin_row = QtWidgets.QHBoxLayout()
         basin_row.addWidget(self.basin_button)
+        basin_row.addWidget(sweep_button(self))
         basin_row.addWidget(self.basin_progress, 1)
         basin_row.addWidget(self.view3d_button)
         editor_scroll = QtWidgets.QScrollArea()
@@ -381,6 +384,8 @@ class RaceWorkspace(QtWidgets.QWidget):
     def _selection_changed(self) -> None:
         self.editor.show_racer(self.selected())
         self._refresh_explanation()
+        if self.sweep_window is not None and self.sweep_window.isVisible():
+            self.sweep_window.sync()
 
     def _start_requested(self, x: float, y: float) -> None:
         self.c.set_start(x, y)
@@ -398,6 +403,8 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.c.apply_session(session)
         self.surface_panel.show_preset(name)
         self.message.emit(f"Preset: {session.name}")
+        if session.sweep:  # a preset that teaches with a sweep map opens it
+            open_sweep(self, session.sweep, start=True)
 
     # --- basin map --------------------------------------------------------------------------
 
@@ -481,3 +488,5 @@ class RaceWorkspace(QtWidgets.QWidget):
             self.view3d.release()
         self.c.pause()
         self._cancel_basins()
+        if self.sweep_window is not None:
+            self.sweep_window.shutdown()

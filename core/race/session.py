@@ -69,6 +69,7 @@ class RaceSession:
     steps: int = 0  # how far the race had run (replayed on open)
     caption: str = ""
     name: str = ""
+    sweep: tuple[str, ...] = ()  # two "NAME=LOW:HIGH[:log]" axes a sweep map opens with
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class RaceSession:
             "racers": [r.to_dict() for r in self.racers],
             "speed": self.speed,
             "steps": self.steps,
+            **({"sweep": list(self.sweep)} if self.sweep else {}),
         }
 
     @classmethod
@@ -106,6 +108,9 @@ class RaceSession:
             for name, value, high in (("speed", speed, MAX_SPEED), ("steps", steps, 10**7)):
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
                     raise SessionError(f"{name} must be a whole number 0 .. {high}")
+            sweep = d.get("sweep") or ()
+            if sweep:
+                sweep = _check_sweep(sweep, specs[0])
         except FormulaError as exc:
             raise SessionError(f"formula: {exc}") from None
         except SessionError:
@@ -121,7 +126,19 @@ class RaceSession:
             steps,
             str(d.get("caption", "")),
             str(d.get("name", "")),
+            sweep,
         )
+
+
+def _check_sweep(sweep: Any, racer: RacerSpec) -> tuple[str, ...]:
+    """Two axis texts that the first racer can be swept over; SessionError naming the fault."""
+    from core.race.sweep import parse_axis, validate_sweep
+
+    if not isinstance(sweep, list | tuple) or len(sweep) != 2:
+        raise SessionError('sweep must be two axes, e.g. ["lr=1e-3:1:log", "beta1=0:0.99"]')
+    x, y = (parse_axis(str(t)) for t in sweep)
+    validate_sweep(racer, x, y)
+    return (x.text(), y.text())
 
 
 def save_session(path: str | os.PathLike, session: RaceSession) -> None:
