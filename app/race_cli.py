@@ -66,6 +66,9 @@ def add_race_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="1600x1200", help="picture size, e.g. 1600x1200")
     p.add_argument("--frames", type=int, default=120, help="GIF and MP4 frames (default 120)")
     p.add_argument("--theme", choices=("dark", "light"), default="dark")
+    from app.sweep_cli import add_sweep_arguments
+
+    add_sweep_arguments(p)
     p.set_defaults(handler=run_race, parser=p)
 
 
@@ -130,6 +133,10 @@ def _numbers(text: str, n: int, message: str) -> tuple[float, ...]:
 
 
 def run_race(args: argparse.Namespace) -> int:
+    if args.sweep:  # a hyperparameter map instead of a race
+        from app.sweep_cli import run_sweep
+
+        return run_sweep(args)
     if args.list_presets:
         from core.race.session import preset_names
 
