@@ -119,10 +119,15 @@ def _roomy(own):
     return spacing
 
 
+def plot_background(dark: bool) -> str:
+    """The plots' background colour for the theme."""
+    return "#1e1f22" if dark else "#ffffff"
+
+
 def style_plot(plot, dark: bool) -> None:
     """Background and axis colours of a pyqtgraph PlotWidget for the theme; real values on
     the ticks (no SI prefix hidden in the axis title)."""
-    plot.setBackground("#1e1f22" if dark else "w")
+    plot.setBackground(plot_background(dark))
     readable_axes(plot.getPlotItem())
     for name in ("bottom", "left"):
         axis = plot.getAxis(name)

@@ -107,7 +107,8 @@ def continued(run: Run, checkpoint: Path, config: TrainConfig) -> tuple[TrainCon
         f"continues {run.name} from its epoch {done} checkpoint for {plural(more, 'epoch')} "
         f"with {run_name(config)} ({hyper})"
     )
-    return config, f"{run.name} +{more} ep", text
+    # named after what it runs with: "SGD 0.1, continued from SGD 0.05"
+    return config, f"{run_name(config)}, continued from {run.name}", text
 
 
 def run_name(c: TrainConfig, form_label: str | None = None) -> str:

@@ -49,6 +49,7 @@ class TrainControls(QtWidgets.QWidget):
 
     task_changed = QtCore.Signal(str)
     download_requested = QtCore.Signal()
+    edited = QtCore.Signal()  # a value changed (after the settings were checked again)
 
     def __init__(self, parent=None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__(parent)
@@ -59,8 +60,15 @@ class TrainControls(QtWidgets.QWidget):
         self.own.checked.connect(self._own_checked)
         self.own.failed.connect(lambda _: self._show_model())
         self.own.busy.connect(lambda _: self._show_model())
+        # the whole config is checked as it is edited; a zero timer folds the burst of signals
+        # a task change sends (a half-updated form would report a passing conflict)
+        self._check_timer = QtCore.QTimer(self)
+        self._check_timer.setSingleShot(True)
+        self._check_timer.setInterval(0)
+        self._check_timer.timeout.connect(self.check)
         self._build()
         self._task_changed()
+        self._watch()
 
     def _build(self) -> None:
         self.task = QtWidgets.QComboBox()
@@ -204,6 +212,9 @@ class TrainControls(QtWidgets.QWidget):
         tl.addRow("Batch size", self.batch)
         tl.addRow("Seed", self.seed)
         tl.addRow("Device", self.device)
+        # a conflict between settings (L-BFGS with batches, the numpy form with Adam), live;
+        # the workspace shows it above Start, where it stays in view as the controls scroll
+        self.conflict = error_label("config_error")
         train_box.setLayout(tl)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -249,6 +260,54 @@ class TrainControls(QtWidgets.QWidget):
             self.seed,
             self.device,
         )
+
+    # --- checking as values change ---------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Check the settings again whenever a fixed control changes (the optimizer's and the
+        schedule's rows are watched as they are built)."""
+        for combo in (self.task, self.dataset, self.activation, self.loss, self.optimizer):
+            combo.currentIndexChanged.connect(self.changed)
+        for combo in (self.scheduler, self.interval, self.device):
+            combo.currentIndexChanged.connect(self.changed)
+        for spin in (self.limit, self.epochs, self.batch, self.seed):
+            spin.valueChanged.connect(self.changed)
+        for box in (self.forms, self.clip):
+            box.toggled.connect(self.changed)
+        self._watch_numbers(self.clip_value)
+        self.own.checked.connect(self.changed)
+
+    def _watch_numbers(self, editor: QtWidgets.QWidget) -> None:
+        # a NumberEdit calls back only with good values: its typed text is watched too, so a
+        # fixed value clears the message and a bad one joins it
+        if isinstance(editor, NumberEdit):
+            editor.text.editingFinished.connect(self.changed)
+            editor.committed.connect(self.changed)
+
+    def changed(self, *_args) -> None:
+        """Check the settings once the current burst of signals is over."""
+        self._check_timer.start()
+
+    def conflict_text(self) -> str:
+        """Why the settings cannot run together (TrainConfig.resolved's reason), else "".
+
+        Values marked in their boxes are theirs to report; an own model without its file is
+        said by its panel."""
+        if self.problems() or (self.task_key() == EXPERIMENT and not self.own.path):
+            return ""
+        if self.loss.currentData() is None:  # mid-rebuild
+            return ""
+        try:
+            self.configs()
+        except ValueError as exc:
+            # the batch box calls 0 "full batch": the message names it so
+            return str(exc).replace("set batch size 0", "set Batch size to 0 (full batch)")
+        return ""
+
+    def check(self) -> None:
+        self._check_timer.stop()
+        self.conflict.setText(html.escape(self.conflict_text(), quote=False))
+        self.edited.emit()
 
     # --- choices ---------------------------------------------------------------------------
 
@@ -338,12 +397,16 @@ class TrainControls(QtWidgets.QWidget):
                         return
                     self.hyper[name] = v
                     self.hyper_error.setText(str(exc))
+                    self.changed()
                     return
                 self.hyper[name] = v
                 self.hyper_error.setText("")
+                self.changed()
 
             editors[p.name] = editor_for(p, values[p.name], change)
+            self._watch_numbers(editors[p.name])
             self.hyper_form.addRow(f"  {p.name}", editors[p.name])
+        self.changed()
 
     def _scheduler_changed(self) -> None:
         self.sched_hyper = {}
@@ -368,8 +431,10 @@ class TrainControls(QtWidgets.QWidget):
                         editors[name].set_error(str(exc))
                     return
                 self.sched_hyper[name] = v
+                self.changed()
 
             editor = editors[p.name] = editor_for(p, values[p.name], change)
+            self._watch_numbers(editor)
             editor.setObjectName(f"sched_{p.name}")
             if key == "onecycle" and p.name == "total_steps":
                 editor.setToolTip("left alone, it is the run's length (epochs x steps, or epochs)")

@@ -13,7 +13,7 @@ def details(run: Run, forms_group: list[Run], runs: list[Run]) -> str:
     parts = [f"<b style='color:{run.colour}'>{run.name}</b>"]
     diverged = divergence_text(run.record)
     if diverged:
-        parts.append(f"<span style='color:#e6194b'>diverged {diverged}</span>")
+        parts.append(f"<span style='color:#e6194b'>diverged: {diverged}</span>")
     if run.record.epochs:
         last = run.record.epochs[-1]
         parts.append(

@@ -23,10 +23,15 @@ def image(ws, path: str) -> None:
     """PNG (pixels, at 2x) or SVG (vectors) of the plots."""
     from app import export
 
+    with ws.plots.export_view() as plots:  # the plots and legend alone, on plain white
+        if path.lower().endswith(".svg"):
+            data = export.widget_svg(plots, "LossLab training")
+        else:
+            image = export.widget_png(plots)
     if path.lower().endswith(".svg"):
-        export.atomic_write(path, export.widget_svg(ws.plots, "LossLab training"))
+        export.atomic_write(path, data)
     else:
-        export.write_png(path, export.widget_png(ws.plots))
+        export.write_png(path, image)
 
 
 def write(ws, action, path: str) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.theme import style_plot
+from app.theme import plot_background, style_plot
 from app.train.details import details, last_value
 from app.train.runs import PANELS, Run
 from app.train.views import DigitsView, Hover, LineView, PaintClock, Plot, SineView
@@ -23,7 +23,7 @@ from app.train.views import DigitsView, Hover, LineView, PaintClock, Plot, SineV
 REDRAW_MS = 30  # the shortest gap between two redraw ticks (see redraw)
 MAX_REDRAW_MS = 1000
 DRAW_SHARE = 0.1  # of the GUI thread's time, at most, spent drawing while runs train
-AXIS_WIDTH = 54  # fixed: tick labels that grow would re-layout and repaint the plot again
+AXIS_TEXT = 34  # px for a left axis's tick labels at first ("0.004"); wider ones widen it
 TASK_TITLES = {
     "sine": "<b>The fit</b>: sin(x) and the current cubic",
     "linreg": "<b>The fit</b>: the points and the current line",
@@ -105,7 +105,11 @@ class TrainPlots(QtWidgets.QWidget):
     def _plot(self, name: str, x: str, y: str) -> Plot:
         p = Plot(self.paint_clock)
         p.setObjectName(name)
-        p.getAxis("left").setWidth(AXIS_WIDTH)
+        # a left axis as wide as its widest tick label: "0.0008" under a fixed 54 px ran into
+        # the title. It widens only (never narrows), so live curves re-lay it out rarely.
+        p.getAxis("left").setStyle(
+            tickTextWidth=AXIS_TEXT, autoExpandTextSpace=True, autoReduceTextSpace=False
+        )
         for name in ("left", "bottom"):
             # labels take at most half an axis's length (pyqtgraph: 80%): a short plot shows
             # 0, 0.005, 0.01 rather than six labels touching each other
@@ -133,6 +137,7 @@ class TrainPlots(QtWidgets.QWidget):
         self.no_view = QtWidgets.QLabel("")
         self.no_view.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.no_view.setWordWrap(True)
+        self._emptied: set = set()  # plots set to an empty range because they draw nothing
         self.task_view = QtWidgets.QStackedWidget()
         self.task_view.setObjectName("task_view")
         for w in (self.no_view, self.sine_view, self.line_view, self.digits_view):
@@ -181,7 +186,9 @@ class TrainPlots(QtWidgets.QWidget):
         self.details.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
         self.details.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        row = QtWidgets.QHBoxLayout()
+        self.options = QtWidgets.QWidget()
+        self.options.setObjectName("plot_options")
+        row = QtWidgets.QHBoxLayout(self.options)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QtWidgets.QLabel("Smoothing"))
         row.addWidget(self.smoothing, 1)
@@ -195,7 +202,7 @@ class TrainPlots(QtWidgets.QWidget):
         ll = QtWidgets.QVBoxLayout(loss_box)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.loss_plot, 1)
-        ll.addLayout(row)
+        ll.addWidget(self.options)
         tv = QtWidgets.QWidget()
         tvl = QtWidgets.QVBoxLayout(tv)
         tvl.setContentsMargins(0, 0, 0, 0)
@@ -268,7 +275,23 @@ class TrainPlots(QtWidgets.QWidget):
                 else:
                     self.legend.removeItem(curves.smooth)
                 curves.in_legend = on
+        # ranges follow what is shown: another task's runs left the val plot at 0..1800
+        self._emptied.clear()
+        fixed_x = self._x_span is not None
+        for plot in self.plots:
+            plot.enableAutoRange(x=not fixed_x, y=plot is not self.lr_plot)
         self.redraw(force=True)
+
+    def _fit(self, plot: Plot, has_data: bool) -> None:
+        """An empty plot spans 0..1 (autoscaling keeps the last range it had); once it has
+        data again it autoscales."""
+        if has_data:
+            if plot in self._emptied:
+                self._emptied.discard(plot)
+                plot.enableAutoRange(x=self._x_span is None, y=plot is not self.lr_plot)
+        elif plot not in self._emptied:
+            self._emptied.add(plot)
+            plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
 
     # --- series for the hover read-outs ----------------------------------------------------
 
@@ -387,11 +410,13 @@ class TrainPlots(QtWidgets.QWidget):
                 if run is current:
                     curves.raw.setData(steps, positive(run.losses()), connect="finite")
                 curves.smooth.setData(steps, positive(run.smoothed(weight)), connect="finite")
+            self._fit(self.loss_plot, any(r.record.steps["step"] for r in self.drawn()))
         elif name == "lr":
             for run in shown:
                 self.curves[run].lr.setData(run.steps(), run.lrs(), connect="finite")
             # lr from 0: a constant lr is a flat line, not noise blown up by autoscaling
             tops = [np.nanmax(r.lrs()) for r in self.drawn() if r.record.steps["lr"]]
+            self._fit(self.lr_plot, bool(tops))
             top = float(max(tops, default=0))
             if top > 0 and math.isfinite(top):
                 self.lr_plot.setYRange(0, top * 1.1, padding=0)
@@ -404,6 +429,8 @@ class TrainPlots(QtWidgets.QWidget):
                 if item.opts["symbol"] != symbol:
                     item.setSymbol(symbol)
                 item.setData(x, positive(y) if name == "val" else 100 * y)
+            plot = self.val_plot if name == "val" else self.acc_plot
+            self._fit(plot, any(len(r.epoch_curve(key)[0]) for r in self.drawn()))
         elif name == "task":
             if current is not None and (force or current in todo):
                 self.show_task_view(current.task)
@@ -415,6 +442,12 @@ class TrainPlots(QtWidgets.QWidget):
             self.info_drawn.emit(todo)
         else:
             raise ValueError(f"Unknown panel: {name!r} (choose {', '.join(PANELS)})")
+
+    def export_view(self):
+        """A context in which the widget shows only the plots, their legend and the fit's
+        view on a plain background: what Export > Plots writes (no splitter handles, no
+        smoothing and run controls, no details line)."""
+        return _ExportView(self)
 
     def _fix_x_range(self) -> None:
         """While runs train, the step and epoch axes span their whole length.
@@ -464,6 +497,39 @@ class TrainPlots(QtWidgets.QWidget):
             self.line_view.show_lines(lines)
         elif task == "lenet":
             self.digits_view.show_run(current)
+
+
+class _ExportView:
+    """See TrainPlots.export_view."""
+
+    def __init__(self, plots: TrainPlots) -> None:
+        self.plots = plots
+
+    def __enter__(self) -> TrainPlots:
+        p = self.plots
+        self.handles = [(s, s.handleWidth()) for s in (p.split, p.top)]
+        self.fill = p.autoFillBackground()
+        self.palette = p.palette()
+        for split, _ in self.handles:
+            split.setHandleWidth(0)
+        p.options.setVisible(False)
+        p.details.setVisible(False)
+        pal = QtGui.QPalette(self.palette)
+        pal.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(plot_background(p.dark)))
+        p.setPalette(pal)
+        p.setAutoFillBackground(True)
+        p.layout().activate()
+        QtWidgets.QApplication.sendPostedEvents()
+        return p
+
+    def __exit__(self, *exc) -> None:
+        p = self.plots
+        for split, width in self.handles:
+            split.setHandleWidth(width)
+        p.options.setVisible(True)
+        p.details.setVisible(True)
+        p.setPalette(self.palette)
+        p.setAutoFillBackground(self.fill)
 
 
 __all__ = ["TrainPlots"]

@@ -140,13 +140,19 @@ class Run:
     def config_text(self) -> str:
         c = self.record.config
         opt = c.get("optimizer") or {}
+        hyper = dict(opt.get("hyper") or {})
         try:
-            label = get_optimizer(opt.get("name", "")).label
+            info = get_optimizer(opt.get("name", ""))
         except ValueError:
             label = str(opt.get("name", "?"))
-        hyper = opt.get("hyper") or {}
+        else:
+            label = info.label
+            # the lr in force: a config that left it at its default does not store it
+            lr_param = next((p for p in info.params if p.name == "lr"), None)
+            if "lr" not in hyper and lr_param is not None and lr_param.default is not None:
+                hyper["lr"] = lr_param.default
         parts = [label]
-        if "lr" in hyper:
+        if isinstance(hyper.get("lr"), int | float):
             parts.append(f"lr {hyper['lr']:g}")
         if c.get("form", "module") != "module":
             parts.append(f"{c['form']} form")
@@ -285,8 +291,12 @@ class RunsTable(QtWidgets.QTableWidget):
         h = self.horizontalHeader()
         h.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         h.setSectionResizeMode(3, QtWidgets.QHeaderView.ResizeMode.Stretch)
-        for col, width in zip((0, 1, 2, 4, 5, 6, 7), (44, 150, 170, 90, 80, 70, 60), strict=True):
+        # Status fits "diverged (file)" and "completed (file)", the longest it says
+        status = self.fontMetrics().horizontalAdvance("completed (file)") + 24
+        widths = (44, 150, 170, max(90, status), 80, 70, 60)
+        for col, width in zip((0, 1, 2, 4, 5, 6, 7), widths, strict=True):
             self.setColumnWidth(col, width)
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.runs: list[Run] = []
         self._filling = False
         self.itemChanged.connect(self._changed)
@@ -318,12 +328,9 @@ class RunsTable(QtWidgets.QTableWidget):
         self.item(row, 3).setToolTip(run.config_text())
         status = self.item(row, 4)
         status.setText(run.status)
-        status.setToolTip(
-            run.error
-            or divergence_text(run.record)
-            or run.record.finished.get("message")
-            or run.status
-        )
+        why = run.error or divergence_text(run.record) or run.record.finished.get("message")
+        # the full status first: a narrowed column elides it
+        status.setToolTip(f"{run.status}: {why}" if why else run.status)
         colour = STATUS_COLOURS.get(run.status.removesuffix(" (file)"))
         status.setForeground(QtGui.QBrush(QtGui.QColor(colour)) if colour else QtGui.QBrush())
         loss, acc = run.final("val_loss"), run.final("val_accuracy")

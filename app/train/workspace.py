@@ -93,6 +93,8 @@ class TrainWorkspace(QtWidgets.QWidget):
     def _build(self) -> None:
         self.controls = TrainControls(settings=self.settings)
         self.controls.task_changed.connect(self._task_changed)
+        self.controls.edited.connect(self._edited)
+        self._refusal_shown = False  # the error label says why Start refused: kept current
         self.controls.own.busy.connect(self._own_busy)
         self.controls.download_requested.connect(self.download_mnist)
         self.start_btn = self._button(
@@ -132,6 +134,7 @@ class TrainWorkspace(QtWidgets.QWidget):
         sl = QtWidgets.QVBoxLayout(side)
         sl.setContentsMargins(4, 0, 0, 0)
         sl.addWidget(scroll, 1)
+        sl.addWidget(self.controls.conflict)
         sl.addLayout(buttons)
         sl.addWidget(self.progress)
         sl.addWidget(self.status)
@@ -274,23 +277,38 @@ class TrainWorkspace(QtWidgets.QWidget):
 
     # --- starting and controlling runs -------------------------------------------------------
 
-    def _refused(self) -> bool:
-        """Say what stops a start (a red box, missing data), or return False."""
+    def _refusal(self) -> str:
+        """What stops a start (a red box, a conflict, missing data), else ""."""
         problems = self.controls.problems()
         if problems:
-            self.error.setText(
-                "Fix the marked values first:<br>"
-                + "<br>".join(html.escape(p, quote=False) for p in problems)
+            return "Fix the marked values first:<br>" + "<br>".join(
+                html.escape(p, quote=False) for p in problems
             )
-            return True
+        conflict = self.controls.conflict_text()
+        if conflict:
+            return html.escape(conflict, quote=False)
         if self.controls.mnist_missing():
-            self.error.setText(
+            return (
                 f"{data_mod.mnist_status()[1]}. Press Download MNIST, copy the four MNIST .gz "
                 f"files into that folder (or set {data_mod.ENV_VAR} to a folder that has them), "
                 "or choose the synthetic digits as the source."
             )
-            return True
-        return False
+        return ""
+
+    def _refused(self) -> bool:
+        """Say what stops a start, or return False."""
+        text = self._refusal()
+        if text:
+            self.error.setText(text)
+            self._refusal_shown = True
+        return bool(text)
+
+    def _edited(self) -> None:
+        # a refusal follows the values: it lists only what is still wrong, or goes
+        if self._refusal_shown:
+            text = self._refusal()
+            self.error.setText(text)
+            self._refusal_shown = bool(text)
 
     def _own_model_ready(self, then) -> bool:
         """Whether the chosen model file is checked and unchanged since; if it is not checked
@@ -384,6 +402,7 @@ class TrainWorkspace(QtWidgets.QWidget):
 
     def _launch(self, configs) -> list[Run]:
         self.error.setText("")
+        self._refusal_shown = False
         leave_a_core()
         started = self.controller.start(configs)
         if started:
