@@ -300,8 +300,7 @@ class TrainControls(QtWidgets.QWidget):
         try:
             self.configs()
         except ValueError as exc:
-            # the batch box calls 0 "full batch": the message names it so
-            return str(exc).replace("set batch size 0", "set Batch size to 0 (full batch)")
+            return str(exc)
         return ""
 
     def check(self) -> None:

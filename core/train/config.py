@@ -71,7 +71,7 @@ class TrainConfig:
         # torch's own checks too (Nesterov needs momentum, ...), here rather than mid-start
         build_optimizer(c.optimizer, [torch.zeros(1, requires_grad=True)])
         if get_optimizer(c.optimizer.name).key == "lbfgs" and c.batch_size:
-            raise ValueError("L-BFGS needs full-batch training here: set batch size 0")
+            raise ValueError("L-BFGS needs full-batch training here: set batch size 0 (full batch)")
         _check_int("batch_size", c.batch_size, 0, 1_000_000)
         _check_run(c)
         if c.form not in ("module", "numpy", "autograd"):
