@@ -88,7 +88,7 @@ def test_an_interrupted_grid_resumes_from_its_partial_file(cli, tmp_path):
 
     def stop_after_a_while():
         calls["n"] += 1
-        return calls["n"] > 3
+        return calls["n"] > 1  # after the first round (one point: later rounds grow)
 
     for _ in lj.run(subject, req, should_stop=stop_after_a_while, partial=partial):
         pass
