@@ -32,12 +32,16 @@ def test_generic_evaluator_equals_the_naive_loop(name, folds):
     batches = e.batches()[:2]
     centre = flat_parameters(model)
     d1, d2 = random_directions(model, seed=4)
-    fast = GenericEvaluator(model, batches, e.loss, centre, d1, d2, accuracy=not e.own_loss)
+    fast = GenericEvaluator(
+        model, batches, e.loss, centre, d1, d2, accuracy=not e.own_loss, linear_first="on"
+    )
+    auto = GenericEvaluator(model, batches, e.loss, centre, d1, d2)  # folded if it is faster
     plain = GenericEvaluator(model, batches, e.loss, centre, d1, d2, linear_first="off")
     assert fast.folded is folds and not plain.folded
     for a, b in [(0.0, 0.0), (0.4, -0.3), (-1.0, 1.0)]:
         want = naive(model, batches, e.loss, centre + a * d1 + b * d2)
         assert fast.at(a, b)[0] == pytest.approx(want, rel=1e-5)
+        assert auto.at(a, b)[0] == pytest.approx(want, rel=1e-5)
         assert plain.at(a, b)[0] == pytest.approx(want, rel=1e-6)
     # the centre is the model's own loss on the data, and the caller's model is untouched
     assert fast.at(0, 0)[0] == pytest.approx(e.mean_loss(model, batches), rel=1e-6)
