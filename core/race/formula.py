@@ -273,6 +273,7 @@ def formula_surface(
     if not (xmin < xmax and ymin < ymax):
         raise FormulaError(f"plot bounds are empty: x {xmin} .. {xmax}, y {ymin} .. {ymax}")
     formula = parse_formula(text)
+    _check_somewhere_finite(formula, (xmin, xmax, ymin, ymax))
     if start is None:
         start = (xmin + 0.8 * (xmax - xmin), ymin + 0.75 * (ymax - ymin))
     return Surface(
@@ -286,6 +287,22 @@ def formula_surface(
         formula=formula.text,
         caption="Your own surface.",
     )
+
+
+def _check_somewhere_finite(formula: Formula, bounds: tuple[float, float, float, float]) -> None:
+    """A surface that is NaN or infinite all over its bounds (``1/0*x``) draws nothing and
+    makes every racer diverge at once: say so where the formula was typed."""
+    xmin, xmax, ymin, ymax = bounds
+    xs = torch.linspace(xmin, xmax, 33, dtype=torch.float64)
+    x, y = torch.meshgrid(xs, torch.linspace(ymin, ymax, 33, dtype=torch.float64), indexing="xy")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = torch.as_tensor(formula(x, y), dtype=torch.float64)
+    if not bool(torch.isfinite(values).any()):
+        raise FormulaError(
+            "the formula is not a finite number anywhere in the plot bounds (a division by "
+            "zero, the log of a negative number, ...): nothing to draw or descend"
+        )
 
 
 __all__ = ["Formula", "FormulaError", "formula_surface", "parse_formula"]

@@ -186,3 +186,12 @@ def test_fuzzers_really_ran():
         pytest.skip("fuzz tests were deselected")
     assert _seen["text"] >= FUZZ_EXAMPLES // 2
     assert _seen["grammar"] >= FUZZ_EXAMPLES // 2
+
+
+def test_a_formula_that_is_finite_nowhere_is_refused():
+    """#12 (a new user's try): ``1/0*x`` drew a blank surface and every racer diverged at 0."""
+    from core.race.formula import FormulaError, formula_surface
+
+    with pytest.raises(FormulaError, match="not a finite number anywhere"):
+        formula_surface("1/0*x")
+    assert formula_surface("log(x)").name == "Formula"  # finite somewhere: fine
