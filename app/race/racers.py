@@ -12,6 +12,8 @@ from core.optimizers import CATALOGUE, SCHEDULERS, SchedulerSpec, get_optimizer,
 
 COLUMNS = ["", "Racer", "Optimizer", "lr", "Loss", "Dist.", "Conv. at", "Status"]
 COLUMN_WIDTHS = [26, 0, 80, 52, 70, 62, 64, 80]  # 0: stretches
+# the widest text each column shows while racing: no column may cut its numbers ("0.00...")
+COLUMN_SAMPLES = ["", "", "", "0.00102", "1.23e-05", "", "", ""]
 COLUMN_TIPS = [
     "",
     "",
@@ -43,9 +45,12 @@ class RacersTable(QtWidgets.QTableWidget):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        fm = self.fontMetrics()
         for col, width in enumerate(COLUMN_WIDTHS):
             if width:
-                self.setColumnWidth(col, width)
+                room = max(fm.horizontalAdvance(COLUMN_SAMPLES[col]), fm.horizontalAdvance(
+                    COLUMNS[col])) + 18  # fmt: skip
+                self.setColumnWidth(col, max(width, room))
         self.setMinimumHeight(90)
         self.setObjectName("racers_table")
         # Tab leaves the table (to the next control) instead of walking its cells forever.
