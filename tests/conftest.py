@@ -163,3 +163,58 @@ def trained_run(tmp_path_factory) -> TrainedRun:
         rec.add(e)
     rec.save(folder / "run.json")
     return TrainedRun(folder, folder / "b.pt", folder / "run.json")
+
+
+# --- workspaces and dialogs ------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings in a temporary file: tests never touch the user's own."""
+    from PySide6 import QtCore
+
+    return QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+def _shown_workspace(qtbot, cls, settings, size):
+    w = cls(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def ws(qtbot, settings):
+    """The Train workspace alone, as the window lays it out (about a second quicker than the
+    whole window), shut down afterwards."""
+    from app.train.workspace import TrainWorkspace
+
+    w = _shown_workspace(qtbot, TrainWorkspace, settings, (1430, 850))
+    yield w
+    w.shutdown()
+
+
+@pytest.fixture
+def lw(qtbot, settings):
+    """The Landscape workspace alone, shut down afterwards."""
+    from app.landscape.workspace import LandscapeWorkspace
+
+    w = _shown_workspace(qtbot, LandscapeWorkspace, settings, (1400, 850))
+    yield w
+    w.shutdown()
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """QMessageBox.warning answered at once; the (title, text) of each, in order."""
+    from PySide6 import QtWidgets
+
+    seen = []
+
+    def fake(parent, title, text, *args, **kwargs):
+        seen.append((title, text))
+        return QtWidgets.QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", fake)
+    return seen

@@ -8,20 +8,9 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.landscape.view import LandscapeView, epoch_marks, labelled_marks
-from app.landscape.workspace import LandscapeWorkspace
 from core.landscape.job import PathResult
 from core.landscape.plane import Landscape
 from core.train.runs import RunRecord
-
-
-@pytest.fixture
-def lw(qtbot):
-    w = LandscapeWorkspace()
-    qtbot.addWidget(w)
-    w.resize(1400, 850)
-    w.show()
-    yield w
-    w.shutdown()
 
 
 def _w(lw, cls, name):

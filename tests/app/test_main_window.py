@@ -2,7 +2,6 @@
 following the shown tab, and a window that fits a small screen."""
 
 import pytest
-from PySide6 import QtWidgets
 
 from app.help import TOURS, ReadmeDialog, readme_section
 from app.recent import RecentFiles
@@ -11,18 +10,6 @@ from app.recent import RecentFiles
 @pytest.fixture
 def window(main_window):
     return main_window
-
-
-@pytest.fixture
-def warnings(monkeypatch):
-    seen = []
-
-    def fake(parent, title, text, *args, **kwargs):
-        seen.append((title, text))
-        return QtWidgets.QMessageBox.StandardButton.Ok
-
-    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", fake)
-    return seen
 
 
 def test_saved_and_opened_sessions_are_recent_and_reopen(window, tmp_path):

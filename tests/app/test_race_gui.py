@@ -6,22 +6,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from core.race.session import preset_names
-
-
-@pytest.fixture
-def warnings(monkeypatch):
-    seen = []
-
-    def fake(parent, title, text, *args, **kwargs):
-        seen.append((title, text))
-        return QtWidgets.QMessageBox.StandardButton.Ok
-
-    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", fake)
-    return seen
 
 
 @pytest.fixture

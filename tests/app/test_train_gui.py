@@ -12,20 +12,6 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 
-@pytest.fixture
-def ws(qtbot):
-    """The Train workspace alone, as the window lays it out (the window is built in
-    test_closing_during_training_joins_the_thread): a test starts in about a second less."""
-    from app.train.workspace import TrainWorkspace
-
-    w = TrainWorkspace()
-    qtbot.addWidget(w)
-    w.resize(1430, 850)
-    w.show()
-    yield w
-    w.shutdown()
-
-
 def _choose(train, task, **kw):
     c = train.controls
     c.set_task(task)

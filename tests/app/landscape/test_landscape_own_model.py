@@ -19,21 +19,6 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
 MLP = EXAMPLES / "mlp_regression.py"
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def lw(qtbot, settings):
-    w = LandscapeWorkspace(settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1400, 850)
-    w.show()
-    yield w
-    w.shutdown()
-
-
 def _w(lw, cls, name):
     found = lw.findChild(cls, name)
     assert found is not None, name

@@ -5,18 +5,6 @@ import pytest
 from PySide6 import QtGui, QtWidgets
 
 
-@pytest.fixture
-def ws(qtbot):
-    from app.train.workspace import TrainWorkspace
-
-    w = TrainWorkspace()
-    qtbot.addWidget(w)
-    w.resize(1430, 850)
-    w.show()
-    yield w
-    w.shutdown()
-
-
 def _train(ws, qtbot, task, epochs, optimizer=None, **hyper):
     c = ws.controls
     c.set_task(task)

@@ -41,23 +41,6 @@ def _params(hidden: int) -> int:
     return 4 * hidden + hidden + hidden * 3 + 3
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def ws(qtbot, settings):
-    from app.train.workspace import TrainWorkspace
-
-    w = TrainWorkspace(settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1300, 800)
-    w.show()
-    yield w
-    w.shutdown()
-
-
 def _w(parent, cls, name):
     found = parent.findChild(cls, name)
     assert found is not None, name

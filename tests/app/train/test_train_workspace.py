@@ -9,18 +9,6 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 
-@pytest.fixture
-def ws(qtbot):
-    from app.train.workspace import TrainWorkspace
-
-    w = TrainWorkspace()
-    qtbot.addWidget(w)
-    w.resize(1300, 800)
-    w.show()
-    yield w
-    w.shutdown()
-
-
 def _train(ws, qtbot, task, epochs, **hyper):
     ws.controls.set_task(task)
     ws.controls.epochs.setValue(epochs)
