@@ -80,7 +80,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "and batches() (and optionally loss(model, batch), default cross-entropy of "
         "(inputs, targets), and train_batches(), default batches()). It is your own code: "
         "LossLab runs it as `python FILE` would. Validation is the mean of loss(model, batch) "
-        "over batches(), in eval() mode. Defaults: "
+        "over batches(), in evaluation mode. Defaults: "
         f"{_own_defaults()}; seed S means torch.manual_seed(S) before model() (a seed set "
         "inside model() wins). Not with TASK, nor with the loss, batch-size and data options.",
     )

@@ -281,7 +281,7 @@ class Experiment:
     def evaluate(self, model: nn.Module, batches: list[Any]) -> tuple[float, float | None]:
         """The mean loss over ``batches`` and, with the default loss on ``(inputs, targets)``
         batches of class indices, the accuracy (else None). One forward pass per batch; the
-        model's mode is the caller's (``eval()`` for validation).
+        model's mode is the caller's (evaluation mode for validation).
 
         The loss is summed batch by batch in order, as floats, so it is the same number
         whoever asks (training's validation, the best checkpoint, a landscape's centre).
@@ -309,7 +309,7 @@ class Experiment:
     ) -> float:
         """What would go wrong later, found now: the loss over ``batches`` at the model's
         weights is finite, it has a gradient, and ``train_batch`` (when given) fits ``loss``.
-        Puts the model in ``eval()`` mode (so BatchNorm's statistics do not move); returns the
+        Puts the model in evaluation mode (so BatchNorm's statistics do not move); returns the
         mean loss. ``ExperimentError`` otherwise."""
         model.eval()
         value = self.mean_loss(model, batches)

@@ -5,7 +5,7 @@ It yields the same events as :func:`core.train.training.train` (which hands expe
 here), so the window, the command line and the run records work unchanged. Per epoch:
 ``model.train()`` and one optimizer step per batch of ``train_batches()`` (default:
 ``batches()``); then validation, the mean of ``loss(model, batch)`` over ``batches()`` in
-``eval()`` mode without gradients: the number a landscape's centre shows for the same weights.
+evaluation mode without gradients: the number a landscape's centre shows for the same weights.
 
 Seeding: ``torch.manual_seed(seed)`` runs just before ``model()`` (a file that seeds inside
 ``model()`` wins, as it runs later), and again with ``(seed, epoch)`` before each epoch's
