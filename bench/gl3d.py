@@ -31,6 +31,10 @@ def main() -> int:
         help="GL area sizes (the first is the Race tab's 3-D view in the default 1440x900 window)",
     )
     args = ap.parse_args()
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}")  # fmt: skip
     if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
         del os.environ["QT_QPA_PLATFORM"]  # OpenGL needs a real (or Xvfb) display
     if sys.platform.startswith("linux") and not (

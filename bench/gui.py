@@ -136,6 +136,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--starts", type=int, default=5)
     args = ap.parse_args()
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}")  # fmt: skip
     for size in ((1440, 900), (1920, 1200)):
         bench_fps(args.seconds, size)
     bench_startup(args.starts)

@@ -88,6 +88,10 @@ def bench_animation() -> None:
 
 
 if __name__ == "__main__":
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         bench_landscapes(Path(tmp))
     bench_animation()
