@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from core.landscape.directions import LandscapeError, flat_parameters
-from core.train.checkpoints import CheckpointError, load_checkpoint
+from core.train.checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, read
 from core.train.experiment import Experiment, ExperimentError, load_experiment
 from core.train.losses import build_loss
 from core.train.runs import RunFileError, RunRecord
@@ -61,9 +61,8 @@ def load_subject(
     carries its config but no trajectory (so no PCA or init-final directions).
     """
     record = _record(run)
-    model_file = _model_file(record, checkpoint)
-    if model_file:
-        return load_model_subject(model_file, checkpoint, record)
+    if record is not None and record.config.get("model_file"):
+        return load_model_subject(record.config["model_file"], checkpoint, record)
     if checkpoint is None:
         paths = [c["path"] for c in (record.checkpoints if record else [])]
         if not paths:
@@ -73,6 +72,9 @@ def load_subject(
         ck = load_checkpoint(checkpoint)
     except CheckpointError as exc:
         raise LandscapeError(str(exc)) from None
+    model_file = (ck.get("config") or {}).get("model_file")
+    if model_file:  # a checkpoint of the user's own model, given alone
+        return load_model_subject(model_file, checkpoint, record, payload=ck)
     try:
         config = TrainConfig.from_dict(record.config if record else ck["config"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -139,28 +141,16 @@ def _record(run: str | RunRecord | None) -> RunRecord | None:
         raise LandscapeError(str(exc)) from None
 
 
-def _model_file(record: RunRecord | None, checkpoint: str | None) -> str | None:
-    """The experiment file a run or a LossLab checkpoint was trained from, if any."""
-    if record is not None:
-        return record.config.get("model_file") or None
-    if checkpoint:
-        try:
-            ck = load_checkpoint(checkpoint)
-        except CheckpointError:
-            return None  # not LossLab's own format: load_subject says what is wrong
-        config = ck.get("config") or {}
-        return config.get("model_file") or None
-    return None
-
-
 def load_model_subject(
     model_file: str,
     checkpoint: str | None = None,
     run: str | RunRecord | None = None,
+    payload: Any = None,
 ) -> Subject:
     """The user's own model (an experiment file) with weights from ``checkpoint`` (LossLab's,
     a plain ``state_dict``, Lightning's, ...; default: the run's best checkpoint, else the
-    model as ``model()`` builds it) and the run's recorded path when a run is given."""
+    model as ``model()`` builds it) and the run's recorded path when a run is given.
+    ``payload``: the checkpoint's contents when the caller has already read them."""
     record = _record(run)
     try:
         experiment = load_experiment(model_file)
@@ -174,14 +164,13 @@ def load_model_subject(
     epoch = val_loss = None
     if checkpoint is not None:
         try:
-            load_weights(model, checkpoint)
+            payload = read(checkpoint) if payload is None else payload  # read once
+            load_weights(model, checkpoint, payload)
         except CheckpointError as exc:
             raise LandscapeError(str(exc)) from None
-        try:  # LossLab's own checkpoints also say which epoch and what validation loss
-            ck = load_checkpoint(checkpoint)
-            epoch, val_loss = ck.get("epoch"), _float_or_none(ck.get("val_loss"))
-        except CheckpointError:
-            pass
+        if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+            # LossLab's own checkpoints also say which epoch and what validation loss
+            epoch, val_loss = payload.get("epoch"), _float_or_none(payload.get("val_loss"))
     model.eval()
     traj = steps = None
     if record is not None and record.snapshots is not None and len(record.snapshots):

@@ -84,11 +84,12 @@ def _mismatch(state: dict[str, torch.Tensor], model: nn.Module) -> str | None:
     return "; ".join(parts) or None
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
+def load_weights(model: nn.Module, path: str | os.PathLike, payload: Any = None) -> str:
     """Load the weights at ``path`` into ``model`` (in place); returns what was found
     ("state_dict under 'state_dict'", ...). ``CheckpointError`` names the first missing and
-    unexpected keys and differing shapes when they don't fit."""
-    state, kind = state_dict_of(read(path), str(path))
+    unexpected keys and differing shapes when they don't fit. ``payload``: the file's
+    contents when the caller has already read them (the file is not read twice)."""
+    state, kind = state_dict_of(read(path) if payload is None else payload, str(path))
     state = fit_keys(state, model)
     why = _mismatch(state, model)
     if why:
