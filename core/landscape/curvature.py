@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.hessian import hvp_of, power_iteration
 from core.landscape.evaluator import EVAL_BATCH, _reduction, _sum_loss
 
 # --- curvature -----------------------------------------------------------------------------
@@ -51,47 +52,12 @@ def hessian_eigs_of(
     e.g. one per batch, already weighted): any model, any loss."""
     m = copy.deepcopy(model).eval()
     params = [p for p in m.parameters() if p.requires_grad]
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(v)
-        for loss in terms(m):
-            grads = torch.autograd.grad(loss, params, create_graph=True)
-            flat_g = torch.cat([g.reshape(-1) for g in grads])
-            hv = torch.autograd.grad(flat_g @ v, params)
-            out += torch.cat([h.reshape(-1) for h in hv])
-        return out
-
+    hvp = hvp_of(params, lambda: terms(m))
     g = torch.Generator().manual_seed(seed)
     n = sum(p.numel() for p in params)
-    dtype = params[0].dtype
-    values: list[float] = []
-    vectors: list[torch.Tensor] = []
-
-    def deflated(v: torch.Tensor) -> torch.Tensor:
-        """H v with the eigenpairs already found taken out (Hotelling deflation)."""
-        w = hvp(v)
-        for u, val in zip(vectors, values, strict=True):
-            w = w - val * (u @ v) * u
-        return w
-
+    found: list[tuple[float, torch.Tensor]] = []
     for _ in range(k):
-        v = torch.randn(n, generator=g, dtype=torch.float64).to(params[0].device, dtype)
-        v /= v.norm()
-        lam = 0.0
-        for it in range(iters):
-            if should_stop is not None and should_stop():
-                raise InterruptedError("stopped")
-            w = deflated(v)
-            new = float(v @ w)  # the Rayleigh quotient: the eigenvalue estimate, with sign
-            norm = float(w.norm())
-            if norm == 0:
-                lam = 0.0
-                break
-            v = (w / norm).detach()
-            done = it >= 2 and abs(new - lam) <= tol * abs(new)
-            lam = new
-            if done:
-                break
-        values.append(lam)
-        vectors.append(v)
-    return np.array(values), torch.stack(vectors)
+        v0 = torch.randn(n, generator=g, dtype=torch.float64).to(params[0].device, params[0].dtype)
+        lam, v, _ = power_iteration(hvp, v0, iters, tol, found, should_stop)
+        found.append((lam, v))
+    return np.array([lam for lam, _ in found]), torch.stack([v for _, v in found])
