@@ -6,6 +6,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from app.race.controller import RaceController
+from app.race.curvature import legend_html
 from app.views.surface_view import ARROWS
 from app.widgets import ERROR_RED, error_label
 from core.race.explain import StepExplanation
@@ -210,10 +211,20 @@ class ExplainPanel(QtWidgets.QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.enabled = QtWidgets.QCheckBox("Explain the selected racer's last step (arrows)")
+        self.enabled = QtWidgets.QCheckBox("Step arrows:")
         self.enabled.setObjectName("explain_arrows")
-        self.enabled.setToolTip("draw the last step's gradient, update and velocity on the surface")
+        self.enabled.setToolTip(
+            "draw the selected racer's last step on the surface: its gradient, update and "
+            "velocity (the arrows show directions; their sizes are in the text below)"
+        )
         self.enabled.setChecked(True)
+        self.curvature = QtWidgets.QCheckBox("Curvature:")
+        self.curvature.setObjectName("explain_curvature_arrows")
+        self.curvature.setToolTip(
+            "draw the Hessian's eigenvectors at the selected racer: the directions along which "
+            "the surface curves most (λ1) and least (λ2)"
+        )
+        self.curvature.setChecked(True)
         self.text = QtWidgets.QTextBrowser()
         self.text.setObjectName("explain_text")
         self.text.setOpenLinks(False)
@@ -222,25 +233,37 @@ class ExplainPanel(QtWidgets.QWidget):
             f"<span style='color:{c}; background:#777777'>&#9632;</span> {label}"
             for c, label in ARROWS.values()
         )
-        key = QtWidgets.QLabel(f"{legend} &nbsp;<i>(arrows show directions; sizes below)</i>")
-        key.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        key.setWordWrap(True)  # a narrow window wraps it instead of widening the window
+        keys = QtWidgets.QGridLayout()
+        keys.setColumnStretch(1, 1)
+        for row, (box, text) in enumerate(
+            (
+                (self.enabled, legend),
+                (self.curvature, legend_html()),
+            )
+        ):
+            key = QtWidgets.QLabel(text)
+            key.setTextFormat(QtCore.Qt.TextFormat.RichText)
+            key.setWordWrap(True)  # a narrow window wraps it instead of widening the window
+            keys.addWidget(box, row, 0)
+            keys.addWidget(key, row, 1)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.enabled)
-        lay.addWidget(key)
+        lay.addLayout(keys)
         lay.addWidget(self.text, 1)
 
-    def show_diverged(self, name: str, step: int, reason: str) -> None:
+    def show_diverged(self, name: str, step: int, reason: str, curvature: str = "") -> None:
+        """``curvature``: the curvature block (HTML) at the point where it is held."""
         self.text.setHtml(
-            f"<p><b>{name}</b> diverged at step {step}: {reason}.</p>"
+            f"<p><b>{name}</b> diverged at step {step}: {reason}.</p>{curvature}"
             "<p>It is held at its last finite point; a smaller learning rate, gradient "
             "clipping or a schedule would have kept it on the surface.</p>"
         )
 
-    def show_explanation(self, name: str, e: StepExplanation | None) -> None:
+    def show_explanation(self, name: str, e: StepExplanation | None, curvature: str = "") -> None:
+        """The last step of racer ``name``; ``curvature`` (HTML) goes under its heading: the
+        learning-rate lesson reads before the equations."""
         if e is None:
-            self.text.setHtml(f"<p><b>{name}</b>: take a step to see it explained.</p>")
+            self.text.setHtml(f"<p><b>{name}</b>: take a step to see it explained.</p>{curvature}")
             return
         norm = {k: float(np.hypot(*v)) for k, v in (("-gradient", e.grad), ("step", e.update))}
         check = ""
@@ -258,5 +281,5 @@ class ExplainPanel(QtWidgets.QWidget):
             f"<p><b>{name}</b>{'' if name == e.optimizer else f' ({e.optimizer})'}, "
             f"step {e.step}<br><i>{e.optimizer}: {e.config}</i><br>"
             f"|gradient| = {norm['-gradient']:.4g}, |step| = {norm['step']:.4g}</p>"
-            f"<pre style='font-size:9pt; white-space: pre-wrap'>{body}</pre>{check}"
+            f"{curvature}<pre style='font-size:9pt; white-space: pre-wrap'>{body}</pre>{check}"
         )

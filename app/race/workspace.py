@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.race.basin_colours import basin_rgba
 from app.race.controller import RaceController
+from app.race.curvature import CurvatureArrows, curvature_block
 from app.race.panels import ExplainPanel, SurfacePanel, TransportBar
 from app.race.racers import RacerEditor, RacersTable
 from app.race.render import draw_race
@@ -44,6 +45,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.table = RacersTable(self.c)
         self.editor = RacerEditor(self.c)
         self.explain = ExplainPanel()
+        self.curvature_arrows = CurvatureArrows(self.view)
         self.log_y = QtWidgets.QCheckBox("log y")
         self.log_y.setObjectName("loss_log_y")
         self.log_y.setToolTip("loss axis in log10 (of loss minus the known minimum value)")
@@ -73,6 +75,7 @@ class RaceWorkspace(QtWidgets.QWidget):
         self.surface_panel.presetChosen.connect(self.load_preset)
         self.surface_panel.log_colour.toggled.connect(self._colour_scale)
         self.explain.enabled.toggled.connect(lambda _: self._refresh_explanation())
+        self.explain.curvature.toggled.connect(lambda _: self._refresh_explanation())
         self._keys = None  # app.race.keys.RaceKeys, made by race_actions()
         self._items: tuple[list[str], list[str]] = ([], [])  # colours and names shown
         self._shown_once = False
@@ -355,16 +358,18 @@ class RaceWorkspace(QtWidgets.QWidget):
         r = self.selected()
         if r < 0 or r >= self.c.race.n_racers:
             self.view.show_arrows(None, {})
+            self.curvature_arrows.hide()
             return
         race = self.c.race
-        if race.diverged_at[r, 0] >= 0:  # held at its last finite point: nothing to explain
-            self.explain.show_diverged(
-                self.c.specs[r].label, int(race.diverged_at[r, 0]), str(race.diverge_reason[r, 0])
-            )
+        curv, block = curvature_block(race, r)
+        self.curvature_arrows.show(curv if self.explain.curvature.isChecked() else None)
+        if race.diverged_at[r, 0] >= 0:  # held at its last finite point: no step to explain
+            at, why = int(race.diverged_at[r, 0]), str(race.diverge_reason[r, 0])
+            self.explain.show_diverged(self.c.specs[r].label, at, why, block)
             self.view.show_arrows(None, {})
             return
         e = explain_last_step(race, r)
-        self.explain.show_explanation(self.c.specs[r].label, e)
+        self.explain.show_explanation(self.c.specs[r].label, e, block)
         if e is None or not self.explain.enabled.isChecked():
             self.view.show_arrows(None, {})
             return

@@ -1,0 +1,95 @@
+"""The explain panel's curvature: the Hessian's eigenpairs, the lr limit and the λ arrows (#17)."""
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from core.race.session import SurfaceChoice
+
+
+@pytest.fixture
+def ws(main_window):
+    return main_window.race
+
+
+def panel_text(ws) -> str:
+    return ws.window().findChild(QtWidgets.QTextBrowser, "explain_text").toPlainText()
+
+
+def arrow_centre(ws) -> np.ndarray:
+    """Where the λ1 arrow is drawn: the middle of its line."""
+    xs, ys = ws.curvature_arrows.parts[0]["line"].getData()
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_the_arrows_and_text_follow_the_selected_racer(ws, qtbot):
+    ws.c.set_surface(SurfaceChoice("rosenbrock"))
+    ws.c.set_hyper(0, "lr", 0.05)  # plain SGD far above 2/λmax at the start
+    ws.table.selectRow(0)
+    text = panel_text(ws)
+    assert "Curvature at (-1.5, 2)" in text and "λ1 = " in text and "λ2 = " in text
+    assert "lr 0.05 > 2/λmax = " in text and "plain gradient descent oscillates" in text
+    arrows = ws.curvature_arrows
+    assert arrows.visible()
+    np.testing.assert_allclose(arrow_centre(ws), [-1.5, 2.0], atol=1e-9)
+    labels = [p["label"].toPlainText() for p in arrows.parts]
+    assert labels[0].startswith("λ1 = ") and labels[1].startswith("λ2 = ")
+    # under the racers' heads: they must never be hidden by the arrows
+    assert all(item.zValue() < ws.view.heads.zValue() for item in arrows.items)
+
+    ws.c.step(3)  # the racers part ways; Adam is racer 2
+    ws.table.selectRow(2)
+    qtbot.waitUntil(lambda: "Adam" in panel_text(ws).splitlines()[0], timeout=2000)
+    np.testing.assert_allclose(arrow_centre(ws), ws.c.race.positions[2, 0], atol=1e-9)
+    text = panel_text(ws)
+    assert "Adam divides each coordinate's gradient by" in text and "does not apply" in text
+
+    box = ws.window().findChild(QtWidgets.QCheckBox, "explain_curvature_arrows")
+    box.setChecked(False)
+    assert not arrows.visible()
+    assert "Curvature at" in panel_text(ws)  # the text stays; only the arrows go
+    box.setChecked(True)
+    assert arrows.visible()
+
+
+def test_a_saddle_is_explained_and_drawn_dashed(ws):
+    ws.c.set_surface(SurfaceChoice("saddle"))
+    ws.table.selectRow(0)
+    ws.c.step(1)
+    assert "Curvature is negative along v2" in panel_text(ws)
+    line = ws.curvature_arrows.parts[1]["line"]
+    assert line.opts["pen"].style() == QtCore.Qt.PenStyle.DashLine
+    assert ws.curvature_arrows.parts[0]["line"].opts["pen"].style() == QtCore.Qt.PenStyle.SolidLine
+
+
+def test_a_diverged_racer_is_told_why(ws):
+    ws.c.set_surface(SurfaceChoice("rosenbrock"))
+    ws.c.set_hyper(0, "lr", 0.05)
+    ws.table.selectRow(0)
+    ws.c.step(30)
+    assert ws.c.race.diverged_at[0, 0] >= 0
+    text = panel_text(ws)
+    assert "diverged at step" in text and "lr 0.05 > 2/λmax" in text
+
+
+def test_bad_formulas_kinks_and_nan_points_do_not_crash(ws, qtbot):
+    panel = ws.surface_panel
+    edit = ws.window().findChild(QtWidgets.QLineEdit, "formula")
+    edit.setText("x**2 + (")  # a syntax error: told under the box, the surface stays
+    panel._apply_formula()
+    assert ws.window().findChild(QtWidgets.QLabel, "surface_error").text()
+    assert "Curvature at" in panel_text(ws)
+
+    ws.c.set_surface(SurfaceChoice("formula", "abs(x) + y**2", (-3, 3, -3, 3)))
+    ws.c.set_start(0.0, 1.0)  # on the kink
+    ws.table.selectRow(0)
+    assert "Not smooth here" in panel_text(ws)
+
+    ws.c.set_surface(SurfaceChoice("formula", "sqrt(x) + y**2", (-3, 3, -3, 3)))
+    ws.c.set_start(-1.0, 0.5)  # nan loss: every racer is held there at once
+    ws.table.selectRow(0)
+    text = panel_text(ws)
+    assert "No curvature here" in text
+    assert not ws.curvature_arrows.visible()
+    ws.c.step(2)  # still nothing to crash on
+    assert "No curvature here" in panel_text(ws)
