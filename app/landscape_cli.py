@@ -46,13 +46,28 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", metavar="PT", help="the weights (default: the run's best)")
     p.add_argument(
-        "--run", metavar="JSON", help="the run record (losslab train --out): its trajectory"
+        "--run",
+        metavar="JSON",
+        action="append",
+        help="the run record (losslab train --out): its trajectory. Repeat it (--run a.json "
+        "--run b.json ...) to put several runs of one task or model file on one plane, with "
+        "the barrier on the line between two end points",
     )
     p.add_argument(
         "--directions",
-        choices=("random", "pca", "init-final"),
-        default="random",
-        help="filter-normalised random, PCA of the training path, or initial -> final",
+        choices=("random", "pca", "init-final", "hessian", "endpoints"),
+        default=None,
+        help="filter-normalised random, PCA of the training path(s), initial -> final, the "
+        "top two Hessian eigenvectors, or (several runs) the plane through the start and runs "
+        "A's and B's end points. Default: random for one run, endpoints for several",
+    )
+    p.add_argument(
+        "--pair",
+        default="1,2",
+        metavar="A,B",
+        help="several runs: which two (counted from 1 in --run order) are A and B: the line "
+        "and its barrier go from A's end point to B's; the endpoints plane goes through them; "
+        "the other planes are centred on A (default 1,2)",
     )
     p.add_argument("--grid", type=int, default=41, help="points per side (default 41)")
     p.add_argument(
@@ -161,6 +176,19 @@ def run_landscape(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if args.load:
         return _rerender(args, size, fail)
+    runs = args.run or []
+    if len(runs) >= 2:
+        if args.model or args.checkpoint or world.distributed:
+            return fail("several --run: give the runs' JSON files alone (each names its "
+                        "checkpoint and model file), in one process")  # fmt: skip
+        from app.landscape.runs_cli import compute_runs
+
+        return compute_runs(args, size, fail, _write)
+    args.run = runs[0] if runs else None
+    if args.directions is None:
+        args.directions = "random"
+    if args.directions == "endpoints":
+        return fail("the endpoints plane needs at least 2 runs: give --run twice or more")
     return _compute(args, size, world, fail)
 
 
@@ -398,7 +426,8 @@ def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> No
     ws.set_theme(dark)
     ws.log.setChecked(log)
     ws.show_landscape(land)
-    if "line_t" not in land.extras:  # no run, no line from its start: the facts take the room
+    if "line_t" not in land.extras and "barrier_t" not in land.extras:
+        # no run, no line from its start: the facts take the room
         ws.line.hide()
     ws.view.set_scale("log" if log else "linear")
     app.processEvents()

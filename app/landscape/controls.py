@@ -13,9 +13,14 @@ from core.landscape.sampling import AUTO_SAMPLES, MAX_SAMPLES
 
 DIRECTION_LABELS = {
     "random": "random, filter-normalised",
-    "pca": "PCA of the training path",
+    "pca": "PCA of the training path(s)",
     "init-final": "initial -> final weights",
+    "hessian": "top-2 Hessian eigenvectors",
+    "endpoints": "end points of runs A and B",
 }
+# what each kind of plane can be computed for: one run, several, or both
+ONE_RUN = ("random", "pca", "init-final", "hessian")
+SEVERAL_RUNS = ("endpoints", "pca", "random", "hessian")
 SIDE_WIDTH = 330  # wide enough for the longest direction label and the three open buttons
 
 
@@ -40,6 +45,7 @@ class LandscapeControls(QtWidgets.QScrollArea):
         sl = QtWidgets.QVBoxLayout(panel)
         sl.setContentsMargins(4, 0, 4, 0)
         sl.addWidget(self._source_box())
+        sl.addWidget(self._runs_box())
         sl.addLayout(self._form())
         run_buttons = QtWidgets.QHBoxLayout()
         self.compute_btn = _named(
@@ -140,6 +146,50 @@ class LandscapeControls(QtWidgets.QScrollArea):
         bl.addWidget(self.model_note)
         return box
 
+    def _runs_box(self) -> QtWidgets.QGroupBox:
+        """Several runs on one plane: which two are A and B (shown only for several runs)."""
+        box = self.runs_box = _named(QtWidgets.QGroupBox("Runs A and B"), "landscape_runs")
+        form = QtWidgets.QFormLayout(box)
+        self.run_a = _named(
+            QtWidgets.QComboBox(),
+            "landscape_run_a",
+            "Run A: the line and its barrier start at its end point (t = 0); the endpoints "
+            "plane's first direction points to it; the pca, random and hessian planes are "
+            "centred on it",
+        )
+        self.run_b = _named(
+            QtWidgets.QComboBox(),
+            "landscape_run_b",
+            "Run B: the line and its barrier end at its end point (t = 1); the endpoints "
+            "plane's second direction reaches it",
+        )
+        for combo in (self.run_a, self.run_b):
+            combo.setMinimumWidth(120)
+        form.addRow("A", self.run_a)
+        form.addRow("B", self.run_b)
+        box.setVisible(False)
+        return box
+
+    def set_runs(self, names: list[str]) -> None:
+        """Offer the runs as A and B (hidden for one run) and the planes that suit them."""
+        several = len(names) >= 2
+        self.runs_box.setVisible(several)  # the runs themselves are listed under Source
+        for combo, default in ((self.run_a, 0), (self.run_b, 1)):
+            combo.blockSignals(True)
+            combo.clear()
+            for i, n in enumerate(names):
+                combo.addItem(f"{i + 1}. {n}", i)
+            combo.setCurrentIndex(min(default, max(0, len(names) - 1)))
+            combo.blockSignals(False)
+        allowed = SEVERAL_RUNS if several else ONE_RUN
+        model = self.directions.model()
+        for i in range(self.directions.count()):
+            model.item(i).setEnabled(self.directions.itemData(i) in allowed)
+        if several:  # the plane made for them; the others stay a click away
+            self.directions.setCurrentIndex(self.directions.findData("endpoints"))
+        elif self.directions.currentData() not in allowed:
+            self.directions.setCurrentIndex(0)
+
     def _form(self) -> QtWidgets.QFormLayout:
         self.directions = _named(
             QtWidgets.QComboBox(),
@@ -147,8 +197,13 @@ class LandscapeControls(QtWidgets.QScrollArea):
             "The two directions of the plane through the checkpoint: Gaussian random "
             "directions, filter-normalised (seeded; biases and BatchNorm left out unless "
             "ticked below); the top two principal "
-            "components of the recorded training path; or initial -> final weights and a "
-            "random direction across it. The last two need a run's JSON with its path.",
+            "components of the recorded training path; initial -> final weights and a "
+            "random direction across it (these two need a run's JSON with its path); or the "
+            "Hessian's top two eigenvectors at the checkpoint (its two sharpest directions, "
+            "each scaled to the length of the weights). For several runs: the end points of "
+            "runs A and B (a: A's end minus the shared start; b: the part of B's orthogonal "
+            "to it; through three end points when the runs start from different weights), "
+            "PCA of all their paths, or random / hessian directions centred on run A.",
         )
         for key, label in DIRECTION_LABELS.items():
             self.directions.addItem(label, key)
@@ -280,4 +335,4 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-__all__ = ["DIRECTION_LABELS", "LandscapeControls"]
+__all__ = ["DIRECTION_LABELS", "ONE_RUN", "SEVERAL_RUNS", "LandscapeControls"]

@@ -23,9 +23,14 @@ def show_terrain(view3d, view, path) -> None:
 
     view3d.set_grid(xs, ys, shown, lo, hi, height_of)
     view3d.set_minima(np.zeros((1, 2)))  # the checkpoint, the plane's centre
-    if path is not None:
-        inside = np.all(np.abs(path.coords) <= max(xs[-1], ys[-1]), axis=1)
-        view3d.set_paths([path.coords[inside]], [PATH_COLOUR])
+    if view.runs.paths:  # several runs: each in its colour
+        from app.landscape.multiview import colour_of
+
+        coords = [_inside(p.coords, xs, ys) for p in view.runs.paths]
+        colours = [colour_of(p, k) for k, p in enumerate(view.runs.paths)]
+        view3d.set_paths(coords, colours)
+    elif path is not None:
+        view3d.set_paths([_inside(path.coords, xs, ys)], [PATH_COLOUR])
     else:
         view3d.set_paths([], [])
 
@@ -66,6 +71,13 @@ class TerrainPanel:
         if self.view3d is None or self.view_stack.currentWidget() is not self.view3d:
             return
         show_terrain(self.view3d, self.view, self.path)
+
+
+def _inside(coords: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The points of a path over the grid (a grid need not be centred on 0)."""
+    ok = (xs[0] <= coords[:, 0]) & (coords[:, 0] <= xs[-1])
+    ok &= (ys[0] <= coords[:, 1]) & (coords[:, 1] <= ys[-1])
+    return coords[ok]
 
 
 def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, pts: np.ndarray) -> np.ndarray:

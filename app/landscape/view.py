@@ -7,6 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
+from app.landscape.multiview import BARRIER_AXIS, BarrierLayer, RunsLayer, hover_text
 from app.theme import style_layout_view, style_plot
 from app.views.surface_view import display_values
 
@@ -107,6 +108,7 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.hint)
         self.hint.setPos(0, 0)
         self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+        self.runs = RunsLayer(self.plot)  # several runs on one plane
         self.readout = self.addLabel("", row=1, col=0, justify="left", size="9pt")
         self.scene().sigMouseMoved.connect(self._moved)
         self.alphas = self.betas = None
@@ -125,6 +127,8 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self.loss = np.full((len(betas), len(alphas)), np.nan)
         self.contours.setData([], [])
         self.set_path(None)
+        self.set_runs([])
+        self.set_axes_words(None)
         da = (alphas[-1] - alphas[0]) / max(1, len(alphas) - 1)
         db = (betas[-1] - betas[0]) / max(1, len(betas) - 1)
         self._rect = QtCore.QRectF(
@@ -141,6 +145,7 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         """No plane: an empty view saying ``hint`` (a 1-D file has no plane to draw)."""
         self.clear_hover()
         self.set_path(None)
+        self.set_runs([])
         self.loss = None
         self.image.clear()
         self.contours.setData([], [])
@@ -216,6 +221,19 @@ class LandscapeView(pg.GraphicsLayoutWidget):
             self.labels.append(label)
         self._rehover()
 
+    def set_runs(self, paths: list) -> None:
+        """Several runs' paths (core.landscape.multirun.RunPath), each in its colour, with a
+        legend; [] clears them. The plane's centre star gives way to the runs' end points."""
+        self.runs.set_runs(paths)
+        self.centre.setVisible(not paths)
+        self._rehover()
+
+    def set_axes_words(self, words: tuple[str, str] | None) -> None:
+        """What a and b mean on this plane (None: the generic 'direction 1/2')."""
+        a, b = words or ("direction 1", "direction 2")
+        self.plot.setLabel("bottom", f"a ({a})")
+        self.plot.setLabel("left", f"b ({b})")
+
     # --- hover -----------------------------------------------------------------------------
 
     def _moved(self, pos) -> None:
@@ -244,7 +262,12 @@ class LandscapeView(pg.GraphicsLayoutWidget):
         self._hovered = (a, b, tuple(tolerance))
         text = ""
         path = self.path_info
-        if path is not None and len(path.coords):
+        near = self.runs.nearest(a, b, tolerance) if self.runs.paths else None
+        if near is not None:
+            run, i = near
+            self.hover_mark.setData([run.coords[i, 0]], [run.coords[i, 1]])
+            text = hover_text(run, i)
+        elif path is not None and len(path.coords):
             d = np.hypot(
                 (path.coords[:, 0] - a) / tolerance[0], (path.coords[:, 1] - b) / tolerance[1]
             )
@@ -284,6 +307,7 @@ class LinePlot(pg.PlotWidget):
         self.setLabel("bottom", LINE_AXIS)
         self.setLabel("left", "loss")
         self.curve = self.plot(pen=pg.mkPen(PATH_COLOUR, width=2))
+        self.barrier = BarrierLayer(self)
         self.hint = pg.TextItem(LINE_HINT, color="#8c8f94", anchor=(0.5, 0.5))
         self.addItem(self.hint)
         self.hint.setPos(0.5, 0.5)
@@ -299,6 +323,7 @@ class LinePlot(pg.PlotWidget):
     ) -> None:
         """The curve, along ``axis`` (by default the initial weights -> checkpoint line)."""
         self.setLabel("bottom", axis)
+        self.barrier.clear()
         self.hint.setVisible(t is None)
         if t is None:
             self.curve.setData([], [])
@@ -306,6 +331,12 @@ class LinePlot(pg.PlotWidget):
         else:
             self.curve.setData(t, loss)
             self.enableAutoRange()
+
+    def set_barrier(self, barrier, names: list[str]) -> str:
+        """The loss between two runs' end points with its barrier (core.landscape.multirun
+        .Barrier); the barrier's words."""
+        self.set_line(barrier.t, barrier.loss, BARRIER_AXIS)
+        return self.barrier.show(barrier, names)
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)

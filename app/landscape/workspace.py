@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import os
 import threading
+from dataclasses import replace
 
 from PySide6 import QtCore, QtWidgets
 
@@ -19,6 +20,7 @@ from app.landscape import source as own
 from app.landscape.controls import SIDE_WIDTH, LandscapeControls
 from app.landscape.exports import LandscapeExports
 from app.landscape.facts import facts_html, line_facts_html, samples_text, subject_text
+from app.landscape.multirun_panel import MultiRunPanel, facts_of_runs
 from app.landscape.own_model import LOADER_WAIT_MS, OwnModelPanel
 from app.landscape.terrain import TerrainPanel
 from app.landscape.view import LandscapeView, LinePlot
@@ -30,7 +32,9 @@ from core.landscape.plane import Landscape, Line, Row
 from core.landscape.progress import GridClock
 
 
-class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, TerrainPanel):
+class LandscapeWorkspace(
+    QtWidgets.QWidget, LandscapeExports, OwnModelPanel, TerrainPanel, MultiRunPanel
+):
     message = QtCore.Signal(str)
     # (kind, path) after a file opened here: kind is "run", "checkpoint" or "landscape" (for
     # the window's File > Open recent)
@@ -44,6 +48,7 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.run_file: str | None = None
         self.checkpoint: str | None = None  # a LossLab checkpoint, or the model file's weights
+        self.run_sources = []  # several runs on one plane (MultiRunPanel); [] for one
         self.model_file: str | None = None  # the user's experiment file
         self.model_check: own.ModelCheck | None = None  # its last check (None: none passed)
         self.loader: Job | None = None  # the model file being imported and checked
@@ -151,14 +156,17 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
             self.model_check = None
             self.loader = None  # a check still running is for another source: its answer is dropped
         self.run_file, self.checkpoint, self.model_file = run_file, checkpoint, model_file
+        self.run_sources = []
+        self.controls.set_runs([])
         self.error.setText("")
         self._show_source()
         has_path = bool(run_file)
         for i in range(self.directions.count()):
             item = self.directions.model().item(i)
-            needs_path = self.directions.itemData(i) != "random"
-            item.setEnabled(has_path or not needs_path)
-        if not has_path and self.directions.currentData() != "random":
+            key = self.directions.itemData(i)
+            needs_path = key in ("pca", "init-final")
+            item.setEnabled((has_path or not needs_path) and key != "endpoints")
+        if not has_path and self.directions.currentData() in ("pca", "init-final"):
             self.directions.setCurrentIndex(0)
         mine = bool(model_file) or own.own_model_of(run_file, checkpoint) is not None
         # an experiment file: its own batches (no sampling) and fp32 only (the core refuses
@@ -170,12 +178,20 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
         self._set_running(self.job is not None)
 
     def open_run(self, run) -> None:
-        """A run handed over by the Train tab (app.train.runs.Run)."""
+        """A run handed over by the Train tab (app.train.runs.Run), or a list of runs (two or
+        more go on one plane)."""
+        if isinstance(run, list | tuple):
+            if len(run) >= 2:
+                self.open_runs(run)
+                return
+            run = run[0]
         self.set_source(str(run.file) if run.file else None, str(run.checkpoint))
         self.message.emit(f"Landscape: {run.name} is ready; press Compute")
 
     def _show_source(self) -> None:
-        if self.model_file:
+        if self.run_sources:
+            self.source.setText(self.runs_source_html())
+        elif self.model_file:
             if self.model_check is not None:
                 text = self.model_check.html()
             else:
@@ -205,6 +221,8 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
         """Something to compute on, and nothing being loaded."""
         if self.loader is not None:
             return False
+        if self.run_sources:
+            return True
         if self.model_file:
             return self.model_check is not None  # a file that failed its check waits for Reload
         return bool(self.run_file or self.checkpoint)
@@ -300,7 +318,11 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
         self.view.set_grid(land.loss)
         x = land.extras
         self.path = None
-        if "path" in x:
+        if land.directions == "hessian" and not land.meta.get("runs"):
+            self.view.set_axes_words(("top Hessian eigenvector", "second eigenvector"))
+        if land.meta.get("runs"):
+            self.show_runs_landscape(land)
+        elif "path" in x:
             self.path = lj.PathResult(
                 x["path"],
                 x["path_off"],
@@ -310,7 +332,8 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
                 [int(i) for i in x["path_epochs"]],
             )
             self.view.set_path(self.path)
-        self.line.set_line(x.get("line_t"), x.get("line_loss"))
+        if not land.meta.get("runs"):
+            self.line.set_line(x.get("line_t"), x.get("line_loss"))
         self._facts()
         self._update_3d()
         self._set_running(self.job is not None)
@@ -318,8 +341,11 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
     # --- computing ------------------------------------------------------------------------
 
     def request(self) -> lj.Request:
+        return replace(self.request_base(), directions=self.directions.currentData())
+
+    def request_base(self) -> lj.Request:
+        """The plane's settings, whatever its directions."""
         return lj.Request(
-            directions=self.directions.currentData(),
             span=float(self.span.value()),
             resolution=int(self.resolution.value()),
             samples=int(self.samples.value()),
@@ -332,6 +358,9 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
 
     def compute(self) -> None:
         if self.job is not None or not self._ready():
+            return
+        if self.run_sources:
+            self.compute_runs()
             return
         req = self.request()
         run_file, checkpoint, model_file = self.run_file, self.checkpoint, self.model_file
@@ -351,6 +380,10 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
                     partial.unlink(missing_ok=True)  # complete: nothing left to resume
                 yield e
 
+        self._start_job(work, req)
+        self.status.setText("Loading the model and its data...")
+
+    def _start_job(self, work, req: lj.Request) -> None:
         self.error.setText("")
         # all cores: the user is waiting on this (training, when it starts, leaves one free)
         import torch
@@ -374,7 +407,6 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
         job.finished.connect(lambda ok, j=job: self._done(j, ok))
         self._set_running(True)
         self.progress.setValue(0)
-        self.status.setText("Loading the model and its data...")
         job.start()
 
     def cancel(self) -> None:
@@ -398,12 +430,16 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
         self.loader = None
 
     def _event(self, e) -> None:
+        if self._multi_event(e):
+            return
         if isinstance(e, lj.Subject):
             self._own = e.experiment is not None
             self.status.setText(subject_text(e))
             self.progress.setFormat("preparing (big grids compile the evaluator first)...")
         elif isinstance(e, lj.Planned):
             self.view.set_plane(e.alphas, e.betas)
+            if e.directions == "hessian":
+                self.view.set_axes_words(("top Hessian eigenvector", "second eigenvector"))
             self.view.set_scale("log" if self.log.isChecked() else "linear")
             self._clock = GridClock(len(e.alphas) * len(e.betas))
             evaluated = (
@@ -457,7 +493,9 @@ class LandscapeWorkspace(QtWidgets.QWidget, LandscapeExports, OwnModelPanel, Ter
             raise TypeError(f"Unknown landscape event: {type(e).__name__}")
 
     def _facts(self) -> None:
-        if self.landscape is not None:
+        if self.landscape is not None and self.landscape.meta.get("runs"):
+            self.facts.setText(facts_of_runs(self.landscape))
+        elif self.landscape is not None:
             self.facts.setText(facts_html(self.landscape))
 
     def _failed(self, msg: str) -> None:

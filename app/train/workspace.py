@@ -36,7 +36,8 @@ __all__ = ["TrainWorkspace", "leave_a_core", "runs_root"]
 
 class TrainWorkspace(QtWidgets.QWidget):
     message = QtCore.Signal(str)
-    landscape_requested = QtCore.Signal(object)  # a Run with a checkpoint
+    # a Run with a checkpoint, or a list of 2 or more of them (to share one landscape plane)
+    landscape_requested = QtCore.Signal(object)
     file_opened = QtCore.Signal(str, str)  # (kind, path): "run" after a runs file opened/saved
 
     def __init__(self, parent=None, settings: QtCore.QSettings | None = None) -> None:
@@ -261,13 +262,27 @@ class TrainWorkspace(QtWidgets.QWidget):
         self.export_btn.setEnabled(bool(self.plots.drawn()))
         cur = self.current
         ok = cur is not None and not cur.running and cur.checkpoint is not None
-        self.landscape_btn.setEnabled(ok)
-        self.landscape_btn.setToolTip(
-            "Hand this run's best checkpoint and trajectory to the Landscape tab"
-            if ok
-            else "Select a finished run that saved a checkpoint"
-        )
+        several = self._landscape_runs()
+        self.landscape_btn.setEnabled(ok or len(several) >= 2)
+        if len(several) >= 2:
+            tip = (
+                f"Put the {len(several)} selected runs on one landscape plane (same task or "
+                "model file), with the barrier on the line between two of their end points"
+            )
+        elif ok:
+            tip = (
+                "Hand this run's best checkpoint and trajectory to the Landscape tab (select "
+                "2 or more finished runs to put them on one plane)"
+            )
+        else:
+            tip = "Select a finished run that saved a checkpoint (or several, for one plane)"
+        self.landscape_btn.setToolTip(tip)
         self.continue_btn.setEnabled(ok and not self.running)
+
+    def _landscape_runs(self) -> list[Run]:
+        """The selected runs that can go to the Landscape: finished, with a checkpoint."""
+        sel = self.table.selected_runs()
+        return [r for r in sel if not r.running and r.checkpoint is not None]
 
     def remove_runs(self, runs: list[Run]) -> None:
         self.controller.remove(runs)
@@ -563,6 +578,11 @@ class TrainWorkspace(QtWidgets.QWidget):
         ]
 
     def send_to_landscape(self) -> None:
+        """One run (a Run), or the selected runs (a list of 2 or more) for one plane."""
+        several = self._landscape_runs()
+        if len(several) >= 2:
+            self.landscape_requested.emit(several)
+            return
         run = self.current
         if run is None or run.running or run.checkpoint is None:
             return

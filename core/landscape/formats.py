@@ -68,7 +68,13 @@ def h5_bytes(land: Landscape) -> bytes:
             f["explained_variance_ratio_"] = np.asarray(land.explained, dtype=np.float64)
         extras = ours.create_group("extras")
         for key, value in land.extras.items():
-            extras[key] = np.asarray(value)
+            value = np.asarray(value)
+            if value.dtype.kind == "U":  # run names: HDF5 keeps text as UTF-8 strings
+                extras.create_dataset(
+                    key, data=[v.encode() for v in value.ravel()], dtype=h5py.string_dtype()
+                )
+            else:
+                extras[key] = value
         path = land.extras.get("path")
         if path is not None and np.ndim(path) == 2 and np.shape(path)[1] == 2:
             f["proj_xcoord"] = np.asarray(path, dtype=np.float64)[:, 0]
@@ -168,7 +174,13 @@ def _read(f, path: Path) -> Landscape | Line:
 
 def _ours(f, x, y, loss, acc) -> Landscape:
     ours = f["losslab"]
-    extras = {k: np.asarray(v[()]) for k, v in ours["extras"].items()}
+    import h5py
+
+    extras = {
+        k: np.asarray(v.asstr()[()], dtype=str) if h5py.check_string_dtype(v.dtype) else
+        np.asarray(v[()])
+        for k, v in ours["extras"].items()
+    }  # fmt: skip
     return Landscape(
         x,
         y,

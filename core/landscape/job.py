@@ -26,13 +26,14 @@ from core.landscape.directions import (
     project,
     random_directions,
 )
+from core.landscape.eigenplane import hessian_directions
 from core.landscape.plane import Landscape, Line, Row, axes
 from core.landscape.problems import DEVICES, problem_for, resolve_device
 from core.landscape.sampling import MAX_SAMPLES
 from core.landscape.subject import Subject, load_model_subject, load_subject
 from core.train.experiment import ExperimentError
 
-DIRECTIONS = ("random", "pca", "init-final")
+DIRECTIONS = ("random", "pca", "init-final", "hessian")
 # grid points x input numbers from which compiling pays (measured on LeNet: 1,500 points of
 # 1,000 28x28 images); the sine fit's 3 numbers a sample never get there
 COMPILE_WORTH_IT = 1_500 * 1_000 * 784
@@ -162,18 +163,28 @@ def run(
     model = subject.model
     centre = flat_parameters(model)
     explained = None
+    problem = None  # made after the directions (it moves the model to the device)
     if req.directions == "random":
         d1, d2 = random_directions(model, req.seed, ignore_bias_bn=not req.bias_bn)
     elif req.directions == "pca":
         d1, d2, explained = pca_directions(subject.trajectory, centre)
-    else:
+    elif req.directions == "init-final":
         d1, d2 = init_final_directions(
             torch.as_tensor(subject.trajectory[0], dtype=centre.dtype), model, req.seed
         )
+    elif req.directions == "hessian":
+        problem = problem_for(subject, req.samples, device)
+        try:
+            d1, d2, _ = hessian_directions(problem, centre, req.seed, should_stop)
+        except InterruptedError:
+            return
+    else:
+        raise LandscapeError(f"Invalid directions: {req.directions!r}")
     coords = off = None
     if subject.trajectory is not None:
         coords, off = project(subject.trajectory, centre.numpy(), d1.numpy(), d2.numpy())
-    problem = problem_for(subject, req.samples, device)
+    if problem is None:
+        problem = problem_for(subject, req.samples, device)
     on = {"device": device}
     try:
         ev = problem.evaluator(centre.to(**on), d1.to(**on), d2.to(**on), req.precision)
@@ -182,7 +193,7 @@ def run(
     span = req.span
     if span == 0:
         span = 1.0
-        if req.directions != "random" and coords is not None:
+        if req.directions not in ("random", "hessian") and coords is not None:
             span = float(np.abs(coords).max()) * 1.25 or 1.0
     alphas = axes(span, req.resolution)
     betas = alphas.copy()

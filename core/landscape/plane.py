@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from core.landscape.directions import LandscapeError, flat_parameters, set_flat
 from core.landscape.evaluator import EVAL_BATCH, PlaneEvaluator, _reduction, _sum_loss
 
 LANDSCAPE_FORMAT = "losslab-landscape-1"
+# several runs' arrays keep their own names in the file (path_0, path_1, ..., run_names,
+# end_points): the names users of a landscape of several runs look for
+RUNS_KEY = re.compile(r"^(path_\d+(_[a-z_]+)?|run_names|end_points|barrier_t|barrier_loss)$")
 
 
 # --- results -------------------------------------------------------------------------------
@@ -72,7 +76,7 @@ class Landscape:
         if self.explained is not None:
             arrays["explained"] = self.explained
         for key, value in self.extras.items():
-            arrays[f"x_{key}"] = np.asarray(value)
+            arrays[key if RUNS_KEY.match(key) else f"x_{key}"] = np.asarray(value)
         info = {
             "format": LANDSCAPE_FORMAT,
             "losslab": __version__,
@@ -104,7 +108,8 @@ class Landscape:
                     int(info.get("n_eval", 0)),
                     z.get("explained"),
                     dict(info.get("meta", {})),
-                    {k[2:]: z[k] for k in z.files if k.startswith("x_")},
+                    {k[2:]: z[k] for k in z.files if k.startswith("x_")}
+                    | {k: z[k] for k in z.files if RUNS_KEY.match(k)},
                 )
         except FileNotFoundError:
             raise LandscapeError(f"no landscape file at {path}") from None

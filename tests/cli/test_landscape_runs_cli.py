@@ -1,0 +1,118 @@
+"""losslab landscape --run a.json --run b.json: several runs on one plane, and the barrier."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.landscape.plane import Landscape
+from core.optimizers import OptimizerSpec
+from core.train.runs import RunRecord
+from core.train.training import TrainConfig, train
+
+FAST = ["--grid", "5", "--eigenvalues", "0"]
+
+
+def _train(folder, name, **kw):
+    kw.setdefault("task", "linreg")
+    kw.setdefault("epochs", 8)
+    cfg = TrainConfig(checkpoint=str(folder / f"{name}.pt"), **kw)
+    rec = RunRecord.for_config(cfg, name)
+    for e in train(cfg):
+        rec.add(e)
+    return rec.save(folder / f"{name}.json")
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli_multi")
+    return (
+        _train(folder, "sgd", optimizer=OptimizerSpec("sgd", {"lr": 0.01, "momentum": 0.9})),
+        _train(folder, "adam", optimizer=OptimizerSpec("adam", {"lr": 0.05})),
+    )
+
+
+def test_two_runs_on_the_endpoints_plane_print_the_barrier(cli, two, tmp_path):
+    outs = [tmp_path / "m.npz", tmp_path / "m.png", tmp_path / "m.h5"]
+    args = ["landscape", "--run", two[0], "--run", two[1], *FAST, "--size", "800x600"]
+    out = cli(*args, *sum((["--out", o] for o in outs), []))
+    assert out.returncode == 0, out.stderr
+    assert "barrier height: " in out.stdout and "Plane: endpoints" in out.stdout
+    assert "Run 2: 'adam'" in out.stdout
+    with np.load(outs[0]) as z:
+        assert z["path_0"].ndim == 2 and z["path_0"].shape[1] == 2 and z["path_1"].shape[1] == 2
+        assert list(z["run_names"]) == ["sgd", "adam"]
+        assert z["end_points"][0] == pytest.approx([1.0, 0.0], abs=1e-5)  # A's end: a = 1
+    with Image.open(outs[1]) as im:
+        assert im.size == (800, 600)
+    land = Landscape.load(outs[0])
+    assert land.meta["barrier"] >= 0 and land.directions == "endpoints"
+
+
+def test_pca_of_both_runs_with_the_pair_reversed(cli, two, tmp_path):
+    out = cli(
+        "landscape", "--run", two[0], "--run", two[1], "--directions", "pca", "--pair", "2,1",
+        *FAST, "--out", tmp_path / "p.npz",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "from 'adam' to 'sgd'" in out.stdout
+    land = Landscape.load(tmp_path / "p.npz")
+    assert land.meta["pair"] == [1, 0] and land.extras["end_points"][1] == pytest.approx([0, 0])
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--pair", "1,1"], "two different runs"),
+        (["--pair", "1,5"], "numbered 1 .. 2"),
+        (["--directions", "init-final"], "init-final is for one run"),
+        (["--checkpoint", "x.pt"], "give the runs' JSON files alone"),
+    ],
+)
+def test_bad_requests_for_several_runs_get_messages(cli, two, tmp_path, extra, says):
+    out = cli("landscape", "--run", two[0], "--run", two[1], *extra, "--out", tmp_path / "x.npz")
+    assert out.returncode == 2 and says in out.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_runs_of_different_tasks_are_refused(cli, two, tmp_path):
+    sine = _train(tmp_path, "sine", task="sine", epochs=3)
+    out = cli("landscape", "--run", two[0], "--run", sine, *FAST, "--out", tmp_path / "x.npz")
+    assert out.returncode == 2 and "different tasks or models" in out.stderr
+
+
+def test_endpoints_of_one_run_get_a_message(cli, two, tmp_path):
+    out = cli(
+        "landscape", "--run", two[0], "--directions", "endpoints", "--out", tmp_path / "x.npz"
+    )
+    assert out.returncode == 2 and "at least 2 runs" in out.stderr
+
+
+def test_the_hessian_plane_of_one_run(cli, two, tmp_path):
+    out = cli("landscape", "--run", two[1], "--directions", "hessian", *FAST,
+              "--out", tmp_path / "h.npz")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    land = Landscape.load(tmp_path / "h.npz")
+    assert land.directions == "hessian" and np.isfinite(land.loss).all()
+    # two orthogonal directions (eigenvectors of a symmetric matrix)
+    cos = float(land.d1 @ land.d2) / float(np.linalg.norm(land.d1) * np.linalg.norm(land.d2))
+    assert abs(cos) < 1e-3
+
+
+@pytest.mark.slow
+def test_own_model_runs_from_an_experiment_file(cli, tmp_path):
+    from pathlib import Path
+
+    mlp = Path(__file__).resolve().parents[2] / "assets" / "examples" / "mlp_regression.py"
+    files = [
+        _train(tmp_path, name, task="experiment", model_file=str(mlp), epochs=1, optimizer=opt)
+        for name, opt in (
+            ("sgd", OptimizerSpec("sgd", {"lr": 0.05, "momentum": 0.9})),
+            ("adam", OptimizerSpec("adam", {"lr": 0.01})),
+        )
+    ]
+    out = cli("landscape", "--run", files[0], "--run", files[1], *FAST, "--out", tmp_path / "o.npz")
+    assert out.returncode == 0, out.stderr
+    assert "own model (mlp_regression.py)" in out.stdout and "barrier height: " in out.stdout
+    land = Landscape.load(tmp_path / "o.npz")
+    assert land.meta["model_file"].endswith("mlp_regression.py")
+    assert list(land.extras["run_names"]) == ["sgd", "adam"]
