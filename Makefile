@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-install
 
-.PHONY: run test test-fast lint bench setup clean
+.PHONY: run test test-fast lint bench setup clean wheel-check
 
 setup: $(STAMP)
 
@@ -31,8 +31,12 @@ test: lint
 test-fast: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
 
+# LossLab as users install it: sdist + wheel, the wheel in a fresh venv (pinned), its commands
+wheel-check: $(STAMP)
+	bash .ci/wheel-check
+
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

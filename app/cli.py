@@ -20,6 +20,7 @@ from core.train import data as data_mod
 from core.train.experiment import Defaults, ExperimentError, load_experiment
 from core.train.losses import LOSSES, LossSpec
 from core.train.runs import OutputPathError, RunRecord, check_output_path, save_fallback
+from core.train.sharpness import DEFAULT_EVERY, Sharpness
 from core.train.tasks import EXPERIMENT, TASKS, get_task
 from core.train.training import (
     Checkpoint,
@@ -128,6 +129,16 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--activation", choices=("relu", "tanh"), default="relu")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument(
+        "--track-sharpness",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every N steps, estimate the sharpness (the top Hessian eigenvalue of the step's "
+        "batch loss, by warm-started power iteration) and compare it with the optimizer's "
+        "stability limit (2/lr for SGD, 2(1+β)/lr with momentum β; none for adaptive "
+        f"optimizers); the series goes into --out. 0 = off; try {DEFAULT_EVERY}",
+    )
     g = p.add_argument_group("data (LeNet)")
     g.add_argument(
         "--dataset",
@@ -244,6 +255,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             log_every=args.log_every,
             checkpoint=args.checkpoint,
             resume=args.resume,
+            track_sharpness=args.track_sharpness,
         ).resolved()
     if args.loss or args.reduction or args.loss_option:
         extra = {k: float(v) for k, v in _key_values(args.loss_option, "--loss-option").items()}
@@ -268,6 +280,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         checkpoint=args.checkpoint,
         resume=args.resume,
         dtype=args.dtype,
+        track_sharpness=args.track_sharpness,
     )
     return config.resolved()
 
@@ -293,7 +306,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.download and _download(config) != 0:
         return 1
     record = RunRecord.for_config(config)
-    out = _Output(args.quiet, args.log_every)
+    out = _Output(args.quiet, args.log_every, config.track_sharpness)
     code = None
     try:
         for event in train(config):
@@ -384,12 +397,31 @@ def _download(config: TrainConfig) -> int:
     return 0
 
 
+def sharpness_summary(s: dict[str, Any]) -> str:
+    """One line on a run's sharpness series (``final["sharpness"]``) and what it cost."""
+    values = [v for v in s.get("values", []) if v is not None and math.isfinite(v)]
+    head = f"Sharpness: {plural(len(s.get('values', [])), 'measurement')} every "
+    head += f"{plural(s.get('every', 0), 'step')}"
+    if values:
+        head += f"; last {values[-1]:.4g}, largest {max(values):.4g}"
+        limits = [v for v in s.get("limits", []) if v is not None and math.isfinite(v)]
+        if limits and s.get("limit"):
+            head += f"; stability limit {s['limit']} = {limits[-1]:.4g}"
+        elif s.get("limit_note"):
+            head += f"; {s['limit_note']}"
+    if s.get("message"):
+        head += f"; {s['message']}"
+    return head + f". Tracking took {s.get('share', 0):.0%} of the training time."
+
+
 class _Output:
     """A tqdm bar on a terminal; the tutorial's plain lines otherwise."""
 
-    def __init__(self, quiet: bool, log_every: int) -> None:
+    def __init__(self, quiet: bool, log_every: int, track_sharpness: int = 0) -> None:
         self.quiet = quiet
         self.log_every = log_every
+        self.track_sharpness = track_sharpness
+        self.measured, self.sharp_every = 0, 1  # sharpness measurements; print every k-th
         self.tty = sys.stderr.isatty() and not quiet
         self.bar = None
 
@@ -412,17 +444,33 @@ class _Output:
         elif isinstance(e, Checkpoint):
             if not self.quiet and self.epochs <= 50:
                 self._print(f"Saved best model so far (val loss {e.val_loss:.6g}) to {e.path}")
+        elif isinstance(e, Sharpness):
+            self._sharpness(e)
         elif isinstance(e, Finished):
             self._finish(e)
 
-    def _print(self, text: str) -> None:
+    def _sharpness(self, e: Sharpness) -> None:
+        if e.message:  # tracking turned off: said at once, training goes on
+            self._print(f"losslab train: {e.message}", sys.stderr)
+            return
+        self.measured += 1
+        if self.quiet or (self.measured - 1) % self.sharp_every:
+            return
+        limit = f" (limit {e.limit:.4g})" if math.isfinite(e.limit) else ""
+        self._print(f"Sharpness at step {e.step:,}: {e.value:.4g}{limit}")
+
+    def _print(self, text: str, file=None) -> None:
         if self.bar is not None:
-            self.bar.write(text)
+            self.bar.write(text, file=file)
         else:
-            print(text, flush=True)
+            print(text, file=file, flush=True)
 
     def _start(self, e: Started) -> None:
         self.epochs = e.epochs
+        # about 20 sharpness lines over a run, whatever N
+        every = self.track_sharpness
+        measures = (e.epochs - e.start_epoch + 1) * e.steps_per_epoch // every if every else 0
+        self.sharp_every = max(1, measures // 20)
         print(f"{e.label}: {e.n_params:,} parameters on {e.device}", flush=True)
         print(f"Data: {e.source}", flush=True)
         if e.start_epoch > 1:  # a resumed run: say from where, and what it trains with now
@@ -469,6 +517,8 @@ class _Output:
         for key in ("polynomial", "line"):
             if key in final:
                 print(final[key], flush=True)
+        if final.get("sharpness"):
+            print(sharpness_summary(final["sharpness"]), flush=True)
         if e.divergence is not None:
             d = e.divergence
             print(

@@ -3,7 +3,9 @@ app (so the help works without a browser or a network).
 
 The tour walks through a workspace one step at a time: it shows the tab, outlines the widget the
 step talks about (a workspace attribute; a step whose widget is missing still shows its text),
-and offers "Read more", which opens the matching README section.
+and offers "Read more", which opens the matching README section. The README comes from the
+source checkout (with its pictures) or, installed from a wheel, from the package's metadata (the
+same text; each picture becomes its caption): see :func:`app.resources.find_readme`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from app.resources import find_readme
+
+PICTURE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,15 @@ TOURS: dict[int, tuple[str, str, list[Step]]] = {
 }
 
 
-def readme_section(title: str, readme: Path = README) -> str | None:
+def readme_section(title: str, readme: Path | None = None) -> str | None:
     """The Markdown of the README section headed ``title`` (up to the next heading of the same
-    or a higher level); None when the README or the section is missing."""
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except OSError:
-        return None
+    or a higher level); None when the README or the section is missing. ``readme``: that file
+    instead of the one :func:`~app.resources.find_readme` finds."""
+    found = find_readme(readme)
+    return None if found is None else section_of(found.text, title)
+
+
+def section_of(text: str, title: str) -> str | None:
     lines = text.splitlines()
     headings = _headings(lines)  # (line index, level, title), outside code blocks
     for k, (i, level, name) in enumerate(headings):
@@ -150,20 +156,31 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
 class ReadmeDialog(QtWidgets.QDialog):
     """One README section, rendered, with its pictures."""
 
-    def __init__(self, title: str, parent=None, readme: Path = README) -> None:
+    def __init__(self, title: str, parent=None, readme: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"LossLab help: {title}")
         self.browser = QtWidgets.QTextBrowser()
         self.browser.setObjectName("readmeBrowser")
         self.browser.setOpenExternalLinks(True)
-        self.browser.setSearchPaths([str(readme.parent)])
-        body = readme_section(title, readme)
-        if body is None:
+        found = find_readme(readme)
+        body = None if found is None else section_of(found.text, title)
+        if found is None:
+            where = readme or "beside the package, nor in its metadata"
             self.browser.setPlainText(
-                f"The help text ({readme.name}, section '{title}') is not where LossLab expects "
-                f"it: {readme}"
+                f"The help text (README.md, section '{title}') is not where LossLab expects "
+                f"it: {where}. Reinstall LossLab, or read the README in its source."
+            )
+        elif body is None:
+            self.browser.setPlainText(
+                f"The README ({found.source}) has no section '{title}': it is not where LossLab "
+                "expects it."
+            )
+        elif found.folder is None:  # installed: the pictures stay in the source's assets/
+            self.browser.setMarkdown(
+                PICTURE.sub(lambda m: f"*(picture in the source README: {m.group(1)})*", body)
             )
         else:
+            self.browser.setSearchPaths([str(found.folder)])  # pictures are relative to it
             self.browser.setMarkdown(body)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

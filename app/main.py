@@ -15,7 +15,7 @@ import time
 
 from core import __version__
 
-SUBCOMMANDS = ("train", "race", "landscape")
+SUBCOMMANDS = ("train", "race", "landscape", "curvature")
 
 
 def build_parser(with_subcommands: bool = True) -> argparse.ArgumentParser:
@@ -49,18 +49,37 @@ def build_parser(with_subcommands: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--theme", choices=("system", "light", "dark"), help="colour theme (remembered)"
     )
+    parser.add_argument(
+        "--examples",
+        action="store_true",
+        help="print the folder of the example experiment files (copy one to start your own "
+        "model), and exit",
+    )
+    desktop = parser.add_mutually_exclusive_group()
+    desktop.add_argument(
+        "--install-desktop",
+        action="store_true",
+        help="put LossLab (this install) in your applications menu, with its icon, and exit",
+    )
+    desktop.add_argument(
+        "--uninstall-desktop",
+        action="store_true",
+        help="remove what --install-desktop wrote, and exit",
+    )
     if not with_subcommands:  # the GUI path: no torch-importing catalogues, a fast start
         return parser
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", help="headless work; without one, the desktop app opens"
     )
     from app.cli import add_train_parser
+    from app.curvature_cli import add_curvature_parser
     from app.landscape_cli import add_landscape_parser
     from app.race_cli import add_race_parser
 
     add_race_parser(sub)
     add_train_parser(sub)
     add_landscape_parser(sub)
+    add_curvature_parser(sub)
     return parser
 
 
@@ -96,7 +115,27 @@ def main(argv: list[str] | None = None) -> int:
         args.command = None
     if args.command is not None:
         return args.handler(args)
+    if args.examples:
+        from app.resources import examples_dir
+
+        print(examples_dir())
+        return 0
+    if args.install_desktop or args.uninstall_desktop:
+        from app import desktop
+
+        return desktop.install() if args.install_desktop else desktop.uninstall()
     return run_gui(args)
+
+
+def set_identity(app) -> None:
+    """The icon of every window and of the taskbar entry. On Wayland the compositor finds the
+    icon through the desktop entry named here (``losslab --install-desktop`` writes it)."""
+    from PySide6 import QtGui
+
+    from app.resources import icon_path
+
+    app.setWindowIcon(QtGui.QIcon(str(icon_path())))
+    QtGui.QGuiApplication.setDesktopFileName("losslab")
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -109,6 +148,7 @@ def run_gui(args: argparse.Namespace) -> int:
     QtWidgets.QApplication.setApplicationName("LossLab")
     QtWidgets.QApplication.setOrganizationName("LossLab")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    set_identity(app)
     from app.main_window import MainWindow  # after the QApplication: pyqtgraph wants one
 
     report = bool(os.environ.get("LOSSLAB_REPORT_STARTUP"))  # read by bench/gui.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.help import TOURS, ReadmeDialog, TourDialog
 from app.recent import RecentFiles
+from app.resources import file_problems, icon_path
 from app.theme import THEMES, apply_theme
 from app.widgets import open_path, save_path
 from app.workspace import Export, Workspace
@@ -19,7 +21,6 @@ from core import __version__
 # paints first and loads PyTorch (1.5 s, plus 1.5-2 s for torch._dynamo on the first
 # optimizer) right after, instead of showing nothing for three seconds.
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHORTCUTS = [
     ("Space", "play / pause (Race tab)"),
     ("Right", "one step (Race tab)"),
@@ -54,7 +55,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.race = None
         self._restore_session = restore
         self.setWindowTitle(f"LossLab {__version__}")
-        self.setWindowIcon(QtGui.QIcon(str(ASSETS / "icon.svg")))
+        self.setWindowIcon(QtGui.QIcon(str(icon_path())))  # a missing one: install_problems
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(
@@ -123,7 +124,42 @@ class MainWindow(QtWidgets.QMainWindow):
         self.set_theme(self.theme)
         if self._restore_session:
             self._restore()
+        self.check_install()
         self.ready.emit()
+
+    def check_install(self) -> list[str]:
+        """Say which run-time files are missing or damaged (a broken install), instead of
+        leaving an empty presets menu and a blank icon without a word. The problems found."""
+        from core.race.session import preset_problems
+
+        broken_presets = preset_problems()
+        problems = broken_presets + file_problems()
+        self.install_warning = None
+        if not problems:
+            return problems
+        text = "LossLab's installation is incomplete: " + "; ".join(problems)
+        print(f"losslab: {text}", file=sys.stderr)  # for whoever started it from a terminal
+        self.statusBar().showMessage(
+            f"LossLab's installation is incomplete: {len(problems)} file(s) missing or damaged"
+        )
+        presets = self.race.findChild(QtWidgets.QComboBox, "presets")
+        if presets is not None and broken_presets:
+            presets.setItemText(0, "Presets missing or damaged: see the message")
+            presets.setToolTip("\n".join(broken_presets))
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Warning,
+            "LossLab: files missing",
+            "Some of LossLab's files are missing or damaged; reinstall LossLab "
+            "(pipx reinstall losslab, or make setup in a checkout).",
+            QtWidgets.QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setObjectName("installProblems")
+        box.setInformativeText("\n".join(problems))
+        box.setModal(False)  # never blocks the app (or --quit-after)
+        box.show()
+        self.install_warning = box
+        return problems
 
     # --- menus --------------------------------------------------------------------------
 

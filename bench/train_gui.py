@@ -34,11 +34,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # wait, so the window's thread and two torch threads can share two cores. The "no window"
 # child runs with torch's defaults. --spin measures the window with the defaults too.
 SPIN = "--spin" in sys.argv
-if not SPIN and "--bare" not in sys.argv:
+SPINCOUNT = sys.argv[sys.argv.index("--spincount") + 1] if "--spincount" in sys.argv else None
+if SPINCOUNT is not None:
+    os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+elif not SPIN and "--bare" not in sys.argv:
     os.environ.setdefault("GOMP_SPINCOUNT", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TICK_MS = 16
+# What the window's run can be measured with, beside the app as it is (--variants): each is a
+# change to one knob, applied only around its own epoch. "switch": sys.setswitchinterval (s);
+# "threads": torch's thread count for the run; "draw": the plots' DRAW_SHARE.
+VARIANTS = {
+    "app": {},
+    "switch-5ms": {"switch": 0.005},  # CPython's default
+    "switch-1ms": {"switch": 0.001},
+    "1-thread": {"threads": 1},
+    "draw-5%": {"draw": 0.05},
+}
 
 
 def wait_in_event_loop(done) -> None:
@@ -55,10 +68,35 @@ def wait_in_event_loop(done) -> None:
     check.stop()
 
 
-def one_epoch_in_window(app, batch: int) -> dict:
-    from PySide6 import QtCore
+def one_epoch_in_window(app, batch: int, variant: str = "app") -> dict:
+    import importlib
 
-    from app.main_window import MainWindow
+    # not `import app.train...`: that would bind the name of the QApplication argument
+    plots_mod = importlib.import_module("app.train.plots")
+    ws_mod = importlib.import_module("app.train.workspace")
+    MainWindow = importlib.import_module("app.main_window").MainWindow  # noqa: N806
+
+    knobs = VARIANTS[variant]
+    old_switch, old_draw, old_leave = (
+        sys.getswitchinterval(),
+        plots_mod.DRAW_SHARE,
+        ws_mod.leave_a_core,
+    )
+    if "draw" in knobs:
+        plots_mod.DRAW_SHARE = knobs["draw"]
+    if "threads" in knobs:
+        import torch
+
+        ws_mod.leave_a_core = lambda: torch.set_num_threads(knobs["threads"])
+    try:
+        return _epoch(app, batch, knobs, MainWindow)
+    finally:
+        sys.setswitchinterval(old_switch)
+        plots_mod.DRAW_SHARE, ws_mod.leave_a_core = old_draw, old_leave
+
+
+def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a class)
+    from PySide6 import QtCore
 
     settings = QtCore.QSettings(
         str(Path(tempfile.mkdtemp()) / "s.ini"), QtCore.QSettings.Format.IniFormat
@@ -79,6 +117,8 @@ def one_epoch_in_window(app, batch: int) -> dict:
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     # measure from the first step to the end of the epoch (not data loading or start-up)
     t.start()
+    if "switch" in knobs:  # after start: the app may set its own when a run starts
+        sys.setswitchinterval(knobs["switch"])
     run = t.runs[-1]
     wait_in_event_loop(lambda: run.record.steps["step"] or not t.running)
     timer.start()
@@ -139,16 +179,58 @@ def bare_epoch(batch: int) -> float:
     return (last - n_first) * batch / (time.perf_counter() - t_first)
 
 
+def by_spincount(args) -> int:
+    """One child bench per GOMP_SPINCOUNT (libgomp reads it when torch loads), interleaved;
+    each child's ratio is measured side by side with its own runs without a window."""
+    values = [v.strip() for v in args.spincounts.split(",") if v.strip()]
+    header_done = False
+    for i in range(args.repeats):
+        for value in values:
+            out = subprocess.run(
+                [sys.executable, __file__, "--repeats", "1", "--batch", str(args.batch)]
+                + ["--variants", args.variants, "--spincount", value],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.splitlines()
+            for line in out:
+                table = line.startswith("|")
+                if table and not line.startswith(("| run", "|---")):
+                    print(f"| {i + 1} | {value} |" + line.split("|", 2)[2], flush=True)
+                elif not header_done and (table or not line.startswith(("Goal", "Load"))):
+                    line = "|---" + line if line.startswith("|---") else line
+                    print(line.replace("| run |", "| run | window's GOMP_SPINCOUNT |"))
+                    if line.startswith("|---"):
+                        header_done = True
+    print("\nGoal: largest delay < 50 ms; images/s in the window >= 85% of no window.")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--data-dir", help="MNIST folder (default: $LOSSLAB_DATA_DIR)")
+    ap.add_argument(
+        "--variants",
+        default="app",
+        help=f"comma-separated, measured interleaved in each row: {', '.join(VARIANTS)}",
+    )
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
         "--spin", action="store_true", help="the window with libgomp's spinning threads"
     )
+    ap.add_argument(
+        "--spincount",
+        help="GOMP_SPINCOUNT in the window's process (default 0, or the environment's)",
+    )
+    ap.add_argument(
+        "--spincounts",
+        help="comma-separated GOMP_SPINCOUNTs: each row runs one child per value, interleaved",
+    )
     args = ap.parse_args()
+    if args.spincounts:
+        return by_spincount(args)
     if args.bare:  # the child process of bare_in_fresh_process
         bare_epoch(args.batch)
         print(f"{bare_epoch(args.batch):.1f}")
@@ -189,33 +271,47 @@ def main() -> int:
     )
     print(
         "OpenMP in the window: "
-        + ("libgomp's default (spinning waits)" if SPIN else "passive waits (GOMP_SPINCOUNT=0)")
+        + (
+            "libgomp's default (spinning waits)"
+            if SPIN
+            else f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')} (short or no spin, then sleep)"
+        )
         + "; without a window: torch's defaults"
     )
     print(f"Data: {text}")
     print(f"LeNet-5, batch {args.batch}, one epoch per row; a {TICK_MS} ms timer on the GUI thread")
     print()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     print(
-        "| run | largest delay | p99 delay | median delay | ticks | images/s (window) "
+        "| run | variant | largest delay | p99 delay | median delay | ticks | images/s (window) "
         "| images/s (no window) | window / none | no window, passive waits "
         "| GUI thread CPU | torch threads (window / none) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     threads = torch.get_num_threads()
     # No warm-up on this thread: torch work here makes the training thread's slower (two
     # OpenMP pools on two cores), which the app never does. Imports and torch._dynamo load
-    # before the first step, where the measurement starts.
+    # before the first step, where the measurement starts. Each row: the bare run, then every
+    # variant in the window, then the bare run again (its mean is the row's reference).
     for i in range(args.repeats):
-        r = one_epoch_in_window(app, args.batch)
-        window_threads = torch.get_num_threads()
-        bare = bare_in_fresh_process(args.batch)
+        before = bare_in_fresh_process(args.batch)
+        rows = []
+        for variant in variants:
+            rows.append((variant, one_epoch_in_window(app, args.batch, variant)))
+            rows[-1][1]["threads"] = torch.get_num_threads()
+        bare = (before + bare_in_fresh_process(args.batch)) / 2
         bare_passive = bare_in_fresh_process(args.batch, passive=True)
-        print(
-            f"| {i + 1} | {r['max']:.1f} ms | {r['p99']:.1f} ms | {r['median']:.1f} ms "
-            f"| {r['ticks']} | {r['img_s']:,.0f} | {bare:,.0f} | {r['img_s'] / bare:.0%} "
-            f"| {bare_passive:,.0f} "
-            f"| {r['gui_cpu']:.0%} | {window_threads} / {threads} |"
-        )
+        for variant, r in rows:
+            print(
+                f"| {i + 1} | {variant} | {r['max']:.1f} ms | {r['p99']:.1f} ms "
+                f"| {r['median']:.1f} ms | {r['ticks']} | {r['img_s']:,.0f} | {bare:,.0f} "
+                f"| {r['img_s'] / bare:.0%} | {bare_passive:,.0f} "
+                f"| {r['gui_cpu']:.0%} | {r['threads']} / {threads} |",
+                flush=True,
+            )
     print()
     print("Goal: largest delay < 50 ms; images/s in the window >= 85% of no window.")
     if hasattr(os, "getloadavg"):

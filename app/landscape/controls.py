@@ -181,6 +181,9 @@ class LandscapeControls(QtWidgets.QScrollArea):
                 combo.addItem(f"{i + 1}. {n}", i)
             combo.setCurrentIndex(min(default, max(0, len(names) - 1)))
             combo.blockSignals(False)
+        # several runs compute no eigenvalues (run_many has no such step): a live spin box
+        # there promised numbers that never came
+        self.eigen.setEnabled(not several)
         allowed = SEVERAL_RUNS if several else ONE_RUN
         model = self.directions.model()
         for i in range(self.directions.count()):

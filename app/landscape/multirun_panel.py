@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import html
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from app.colors import PALETTE
 from app.landscape.controls import DIRECTION_LABELS
+from app.landscape.multiview import colour_of
 from core.landscape import job as lj
 from core.landscape import multirun as mr
 from core.landscape.directions import LandscapeError
@@ -44,8 +45,21 @@ def sources_of(runs) -> list[RunSource]:
             raise LandscapeError(f"{run.name}: no run record to read its trajectory from")
         colour = getattr(run, "colour", "") or PALETTE[k % len(PALETTE)]
         ck = str(run.checkpoint) if getattr(run, "checkpoint", None) else None
-        out.append(RunSource(run.name, colour, record, ck))
+        out.append(RunSource(label_of(run), colour, record, ck))
     return out
+
+
+def label_of(run) -> str:
+    """The run's name with its optimizer and lr (Train's configuration column): Train names
+    runs by their task, so a legend of "sine" and "sine (2)" would not say which is which."""
+    describe = getattr(run, "config_text", None)
+    if describe is None:
+        return run.name
+    how = ", ".join(describe().split(", ")[:2])  # e.g. "SGD + momentum, lr 0.01"
+    return f"{run.name} {SEP} {how}" if how else run.name
+
+
+SEP = "·"  # between a run's name and its optimizer in the legend (the map's labels: the name)
 
 
 def refusal(sources: list[RunSource]) -> str:
@@ -91,7 +105,7 @@ def facts_of_runs(land: Landscape) -> str:
         )
         lines.append(
             f'<span style="color:{colour}">■</span> {html.escape(p.name)}: end point at '
-            f"({round(p.end[0], 4):.3g}, {round(p.end[1], 4):.3g}), loss there "
+            f"({round(p.end[0], 4) + 0.0:.3g}, {round(p.end[1], 4) + 0.0:.3g}), loss there "
             f"{p.true_loss[-1]:.5g}; {what}"
         )
     for note in meta.get("notes") or []:
@@ -132,6 +146,7 @@ class MultiRunPanel:
             return False
         self.set_source(None, None)
         self.run_sources = sources
+        self.line.runs_mode = lambda: bool(self.run_sources)
         self.controls.set_runs([s.name for s in sources])
         self.error.setText("")
         self._show_source()
@@ -168,20 +183,45 @@ class MultiRunPanel:
         cancel = self._cancel = threading.Event()
 
         def work():
-            subjects = [lj.load_subject(s.checkpoint, s.record) for s in sources]
+            subjects = [
+                replace(lj.load_subject(s.checkpoint, s.record), name=s.name) for s in sources
+            ]
             yield subjects
             yield from mr.run_many(subjects, req, should_stop=cancel.is_set)
 
         self._paths: list[mr.RunPath] = []
         self._names = [s.name for s in sources]
         self._start_job(work, req.base)
+        # after the workspace's own handler, whose "Compute ... resumes from them" is for one
+        # run (several runs keep no partial file)
+        job = self.job
+        job.finished.connect(lambda ok, j=job: self._runs_done(j))
         self.status.setText(f"Loading {len(sources)} runs and their data...")
+
+    def _runs_done(self, job) -> None:
+        # self.job is None here once the workspace's handler saw this job end
+        if (self.job is not None and job is not self.job) or self.finished_ok:
+            return
+        if self.error.text():  # it failed: the message says why
+            return
+        if self._rows:
+            self.status.setText(
+                f"Cancelled after {self._rows} grid rows: they are shown; Compute starts again "
+                "(a plane of several runs is not resumed)"
+            )
+        else:
+            self.status.setText(
+                "Cancelled before the first grid row: the map still shows what was there "
+                "before; press Compute to start again"
+            )
 
     def _multi_event(self, e) -> bool:
         """Handle a several-runs event; False for the events of one run."""
         if isinstance(e, list):  # the runs' subjects, loaded
             self.status.setText(
-                f"{len(e)} runs of {html.escape(e[0].task)}; data: {html.escape(e[0].source)}"
+                # quote=False: a plain-text label would show "&#x27;" for the ' of "file's"
+                f"{len(e)} runs of {html.escape(e[0].task, quote=False)}; data: "
+                f"{html.escape(e[0].source, quote=False)}"
             )
         elif isinstance(e, mr.MultiPlanned):
             self.view.set_plane(e.alphas, e.betas)
@@ -224,6 +264,16 @@ class MultiRunPanel:
             self.line.set_barrier(b, names)
         else:
             self.line.set_line(None, None)
+        if not self.run_sources:  # a saved file: Source said "No run yet" beside its runs
+            rows = [
+                f'<span style="color:{colour_of(p, p.index)}">■</span> {p.index + 1}. '
+                f"{html.escape(p.name)}"
+                for p in mr.paths_of(land)
+            ]
+            self.source.setText(
+                f"A saved landscape of {len(rows)} runs:<br>" + "<br>".join(rows) + "<br>To "
+                "compute it again, select the runs in Train and press <b>Open in Landscape</b>."
+            )
 
 
-__all__ = ["MultiRunPanel", "RunSource", "facts_of_runs", "refusal", "sources_of"]
+__all__ = ["MultiRunPanel", "RunSource", "facts_of_runs", "label_of", "refusal", "sources_of"]

@@ -74,8 +74,9 @@ class RunsLayer:
             end.setZValue(14)
             self._add(end)
             label = pg.TextItem(
-                _short(p.name), color="#ffffff", anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 170)
-            )
+                _short(p.name.split(" · ")[0]),  # the name; the legend adds the optimizer
+                color="#ffffff", anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 170),
+            )  # fmt: skip
             label.setPos(float(p.end[0]), float(p.end[1]))
             label.setZValue(20)
             self._add(label)
@@ -151,8 +152,8 @@ class BarrierLayer:
         k = int(np.argmin(np.abs(t - barrier.t_max)))
         top = float(loss[k])
         self.rise.setData([t[k], t[k]], [chord[k], top])
-        a = _short(names[barrier.a], 16) if barrier.a < len(names) else "A"
-        b = _short(names[barrier.b], 16) if barrier.b < len(names) else "B"
+        a = _short(names[barrier.a].split(" · ")[0], 14) if barrier.a < len(names) else "A"
+        b = _short(names[barrier.b].split(" · ")[0], 14) if barrier.b < len(names) else "B"
         text = f"barrier height {barrier.height:.4g}"
         if barrier.height > 0:
             text += f" at t = {barrier.t_max:.2f}"
@@ -166,7 +167,8 @@ class BarrierLayer:
         else:
             self.text.setText("")
         # short: a long title widens the plot past its room and cuts the curve off
-        self.title = f"loss on the line {a} → {b}: {text}"
+        # "loss on the line A → B: barrier height 0.04937 at t = 0.78" was cut off at 1440 px
+        self.title = f"{a} → {b}: {text}"
         self.plot.setTitle(html.escape(self.title), size="9pt")
         return text
 

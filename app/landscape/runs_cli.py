@@ -30,6 +30,42 @@ def parse_pair(text: str, n: int) -> tuple[int, int]:
     return a - 1, b - 1
 
 
+def load_run(file: str):
+    """The run's record and its best checkpoint (found next to its JSON when recorded relative
+    to another folder), and a note when its trajectory file is gone (the run is then its end
+    point alone, as the issue asks, instead of refused). LandscapeError naming the run when it
+    saved no checkpoint or it is gone."""
+    import json
+
+    from core.landscape.directions import LandscapeError
+    from core.landscape.multirun import find_checkpoint
+    from core.train.runs import RunFileError, RunRecord
+
+    note = ""
+    try:
+        record = RunRecord.load(file)
+    except RunFileError as exc:
+        try:  # a readable JSON whose .trajectory.npz was deleted or moved
+            data = json.loads(Path(file).read_text(encoding="utf-8"))
+            traj = data.get("trajectory") if isinstance(data, dict) else None
+            record = RunRecord.from_json(data, file) if traj else None
+        except (OSError, ValueError, RunFileError):
+            record = None
+        if record is None:
+            raise LandscapeError(str(exc)) from None
+        note = f"its trajectory {Path(traj).name} cannot be read, so its end point only"
+    if not record.checkpoints:
+        raise LandscapeError(
+            f"{file}: the run saved no checkpoint (train it with --checkpoint BEST.pt)"
+        )
+    found = find_checkpoint(record.checkpoints[-1]["path"], file)
+    if found is None:
+        raise LandscapeError(
+            f"{file}: its checkpoint {record.checkpoints[-1]['path']} is not there any more"
+        )
+    return record, str(found), note
+
+
 def compute_runs(args, size, fail, write) -> int:
     """Compute and write; ``fail(msg, code=2)`` reports an error, ``write(land, out, size,
     args)`` writes one output."""
@@ -60,7 +96,8 @@ def compute_runs(args, size, fail, write) -> int:
         colours=tuple(PALETTE[k % len(PALETTE)] for k in range(len(files))),
     )  # fmt: skip
     try:
-        subjects = [lj.load_subject(None, f, args.data_dir) for f in files]
+        loaded = [load_run(f) for f in files]
+        subjects = [lj.load_subject(ck, rec, args.data_dir) for rec, ck, _ in loaded]
         names = [s.name for s in subjects]
         if len(set(names)) < len(names):  # `losslab train` names runs by their task
             subjects = [replace(s, name=Path(f).stem) for s, f in zip(subjects, files, strict=True)]
@@ -69,7 +106,8 @@ def compute_runs(args, size, fail, write) -> int:
     except (LandscapeError, DataError, OSError) as exc:
         return fail(str(exc))
     for k, s in enumerate(subjects, start=1):
-        has = "" if s.trajectory is not None else " (no trajectory: its end point only)"
+        why = loaded[k - 1][2] or "no trajectory: its end point only"
+        has = "" if s.trajectory is not None else f" ({why})"
         print(f"Run {k}: {s.name!r} ({s.task}), checkpoint {s.checkpoint}{has}")
     print(f"Data: {subjects[a].source}")
     land = barrier = None
@@ -89,7 +127,8 @@ def compute_runs(args, size, fail, write) -> int:
                 x, y = np.round(e.end, 6) + 0.0  # no "1.9e-10" for a zero (nor a -0)
                 print(
                     f"{e.name}: end point at ({x:.4g}, {y:.4g}), "
-                    f"{len(e.coords)} points, median {100 * off:.0f}% off the plane"
+                    f"{len(e.coords)} point{'s' if len(e.coords) != 1 else ''}, median "
+                    f"{100 * off:.0f}% off the plane"
                 )
             elif isinstance(e, mr.Barrier):
                 barrier = e
@@ -104,11 +143,18 @@ def compute_runs(args, size, fail, write) -> int:
         return fail(str(exc))
     if barrier is not None:
         names = [s.name for s in subjects]
-        print(
-            f"barrier height: {barrier.height:.6g} (at t = {barrier.t_max:.3g} on the line from "
-            f"{names[barrier.a]!r} to {names[barrier.b]!r}; the loss there rises that far above "
-            "the straight line between the two end losses)"
-        )
+        line = f"the line from {names[barrier.a]!r} to {names[barrier.b]!r}"
+        if barrier.height > 0:
+            print(
+                f"barrier height: {barrier.height:.6g} (at t = {barrier.t_max:.3g} on {line}; "
+                "the loss there rises that far above the straight line between the two end "
+                "losses)"
+            )
+        else:  # "at t = 0" would name a place where nothing happens
+            print(
+                f"barrier height: 0 (none: on {line} the loss never rises above the straight "
+                "line between the two end losses)"
+            )
     print(
         f"{len(land.alphas)}x{len(land.betas)} grid of {len(subjects)} runs: "
         f"{time.perf_counter() - t0:.1f} s; loss {np.nanmin(land.loss):.5g} .. "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import contourpy
 import numpy as np
 import pyqtgraph as pg
@@ -19,6 +21,7 @@ MAX_EPOCH_MARKERS = 24
 MAX_EPOCH_LABELS = 8
 LINE_AXIS = "t  (0 = initial weights, 1 = checkpoint)"
 LINE_HINT = "The line from the initial weights\nneeds a run's JSON (its recorded path)"
+RUNS_HINT = "The loss on the line between\nruns A's and B's end points comes\nafter the grid"
 
 
 def epoch_marks(epoch_index, n_points: int, most: int = MAX_EPOCH_MARKERS) -> list[tuple[int, int]]:
@@ -308,6 +311,8 @@ class LinePlot(pg.PlotWidget):
         self.setLabel("left", "loss")
         self.curve = self.plot(pen=pg.mkPen(PATH_COLOUR, width=2))
         self.barrier = BarrierLayer(self)
+        # True while the Landscape holds several runs (app.landscape.multirun_panel sets it)
+        self.runs_mode: Callable[[], bool] = lambda: False
         self.hint = pg.TextItem(LINE_HINT, color="#8c8f94", anchor=(0.5, 0.5))
         self.addItem(self.hint)
         self.hint.setPos(0.5, 0.5)
@@ -322,7 +327,10 @@ class LinePlot(pg.PlotWidget):
         self, t: np.ndarray | None, loss: np.ndarray | None, axis: str = LINE_AXIS
     ) -> None:
         """The curve, along ``axis`` (by default the initial weights -> checkpoint line)."""
-        self.setLabel("bottom", axis)
+        runs = t is None and self.runs_mode()
+        # several runs: this plot is for the line between A and B, not the initial weights
+        self.setLabel("bottom", BARRIER_AXIS if runs else axis)
+        self.hint.setText(RUNS_HINT if runs else LINE_HINT)
         self.barrier.clear()
         self.hint.setVisible(t is None)
         if t is None:

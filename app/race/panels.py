@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
@@ -253,17 +255,30 @@ class ExplainPanel(QtWidgets.QWidget):
 
     def show_diverged(self, name: str, step: int, reason: str, curvature: str = "") -> None:
         """``curvature``: the curvature block (HTML) at the point where it is held."""
+        if step == 0:
+            # not a learning-rate lesson: no lr helps a racer that starts off the surface
+            advice = (
+                "It never left its start: the surface is not defined there (a formula such as "
+                "sqrt(x) or log(x) at x &lt; 0). Move the start to where the surface has "
+                "values; no learning rate can fix this."
+            )
+        else:
+            advice = (
+                "It is held at its last finite point; a smaller learning rate, gradient "
+                "clipping or a schedule would have kept it on the surface."
+            )
         self.text.setHtml(
-            f"<p><b>{name}</b> diverged at step {step}: {reason}.</p>{curvature}"
-            "<p>It is held at its last finite point; a smaller learning rate, gradient "
-            "clipping or a schedule would have kept it on the surface.</p>"
+            f"<p><b>{html.escape(name)}</b> diverged at step {step}: {html.escape(reason)}.</p>"
+            f"{curvature}<p>{advice}</p>"
         )
 
     def show_explanation(self, name: str, e: StepExplanation | None, curvature: str = "") -> None:
         """The last step of racer ``name``; ``curvature`` (HTML) goes under its heading: the
         learning-rate lesson reads before the equations."""
         if e is None:
-            self.text.setHtml(f"<p><b>{name}</b>: take a step to see it explained.</p>{curvature}")
+            self.text.setHtml(
+                f"<p><b>{html.escape(name)}</b>: take a step to see it explained.</p>{curvature}"
+            )
             return
         norm = {k: float(np.hypot(*v)) for k, v in (("-gradient", e.grad), ("step", e.update))}
         check = ""
@@ -278,7 +293,7 @@ class ExplainPanel(QtWidgets.QWidget):
             )
         body = "\n".join(e.lines)
         self.text.setHtml(
-            f"<p><b>{name}</b>{'' if name == e.optimizer else f' ({e.optimizer})'}, "
+            f"<p><b>{html.escape(name)}</b>{'' if name == e.optimizer else f' ({e.optimizer})'}, "
             f"step {e.step}<br><i>{e.optimizer}: {e.config}</i><br>"
             f"|gradient| = {norm['-gradient']:.4g}, |step| = {norm['step']:.4g}</p>"
             f"{curvature}<pre style='font-size:9pt; white-space: pre-wrap'>{body}</pre>{check}"

@@ -18,11 +18,20 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from app.colors import PALETTE
+from app.train import sharpness
 from app.train.runs import Run, divergence_text, finished_status, plural, unique_name
 from app.workers import Job, describe
 from core.optimizers import get_optimizer
 from core.train.runs import RunFileError, RunRecord, load_runs
-from core.train.training import Finished, Started, Step, TrainConfig, TrainControl, train
+from core.train.training import (
+    Finished,
+    Sharpness,
+    Started,
+    Step,
+    TrainConfig,
+    TrainControl,
+    train,
+)
 
 BATCH_S = 0.05  # steps cross to the GUI thread in bundles at most this often (see batched)
 
@@ -54,17 +63,24 @@ def batched(events: Iterator, control: TrainControl, every: float = BATCH_S) -> 
         yield pending
 
 
-PASSIVE_ENV = ("GOMP_SPINCOUNT", "0")  # read by libgomp when torch loads: set it before
+# Read by libgomp when torch loads: set it before (app.main does). A short spin, not none:
+# with GOMP_SPINCOUNT=0 every one of a LeNet step's ~50 parallel regions woke its threads
+# through the kernel, and training ran at ~60-87% of torch's defaults even without a window;
+# 30,000 spins (tens of microseconds) catch the next region as the defaults do, then sleep, so
+# the window's thread still gets a core when it paints (bench/train_gui.py --spincounts).
+PASSIVE_ENV = ("GOMP_SPINCOUNT", "30000")
+SHORT_SPIN = 100_000  # a wait of at most this many spins leaves the cores to whoever needs them
 
 
 def passive_waiting() -> bool:
-    """Whether torch's OpenMP threads sleep, not spin, while they wait for one another.
+    """Whether torch's OpenMP threads sleep, after at most a short spin, while they wait for
+    one another (GOMP_SPINCOUNT up to SHORT_SPIN, or OMP_WAIT_POLICY=passive).
 
     libgomp reads this once, when torch is imported (app.main sets it for the window)."""
-    name, value = PASSIVE_ENV
-    return (
-        os.environ.get(name) == value or os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
-    )
+    spins = os.environ.get(PASSIVE_ENV[0], "")
+    if spins.isdigit():
+        return int(spins) <= SHORT_SPIN
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 
 def leave_a_core() -> None:
@@ -245,6 +261,14 @@ class TrainController(QtCore.QObject):
         if run not in self.runs:
             return
         for e in events:
+            if isinstance(e, Sharpness):
+                # the record gets the series at the end (Finished.final); until then it is
+                # kept here, and only the plot that shows it redraws
+                sharpness.add_event(run, e)
+                run.dirty |= {"lr", "info"}
+                if e.message:
+                    self.message.emit(f"{run.name}: {e.message}")
+                continue
             run.add(e)
             if isinstance(e, Started):
                 self.started.emit(run, e)
@@ -347,6 +371,7 @@ class TrainController(QtCore.QObject):
 
 __all__ = [
     "PASSIVE_ENV",
+    "SHORT_SPIN",
     "TrainController",
     "batched",
     "continued",

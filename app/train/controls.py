@@ -9,6 +9,7 @@ import torch
 from PySide6 import QtCore, QtWidgets
 
 from app.train.own_model import OwnModelPanel, summary_html
+from app.train.sharpness import SharpnessEdit
 from app.widgets import NumberEdit, editor_for, error_label
 from core.optimizers import (
     CATALOGUE,
@@ -212,6 +213,8 @@ class TrainControls(QtWidgets.QWidget):
         tl.addRow("Batch size", self.batch)
         tl.addRow("Seed", self.seed)
         tl.addRow("Device", self.device)
+        self.sharpness = SharpnessEdit()
+        tl.addRow(self.sharpness)
         # a conflict between settings (L-BFGS with batches, the numpy form with Adam), live;
         # the workspace shows it above Start, where it stays in view as the controls scroll
         self.conflict = error_label("config_error")
@@ -259,6 +262,7 @@ class TrainControls(QtWidgets.QWidget):
             self.batch,
             self.seed,
             self.device,
+            self.sharpness,
         )
 
     # --- checking as values change ---------------------------------------------------------
@@ -275,6 +279,7 @@ class TrainControls(QtWidgets.QWidget):
         for box in (self.forms, self.clip):
             box.toggled.connect(self.changed)
         self._watch_numbers(self.clip_value)
+        self.sharpness.changed.connect(self.changed)
         self.own.checked.connect(self.changed)
 
     def _watch_numbers(self, editor: QtWidgets.QWidget) -> None:
@@ -528,6 +533,7 @@ class TrainControls(QtWidgets.QWidget):
                 epochs=self.epochs.value(),
                 seed=self.seed.value(),
                 device=self.device.currentData(),
+                track_sharpness=self.sharpness.every(),
             ).resolved()
         loss_key = self.loss.currentData()
         reduction = task.loss.reduction if loss_key == task.loss.name else "mean"
@@ -546,6 +552,7 @@ class TrainControls(QtWidgets.QWidget):
             dataset=self.dataset.currentData() if lenet else "auto",
             activation=self.activation.currentText() if lenet else "relu",
             limit=(self.limit.value() or None) if lenet else None,
+            track_sharpness=self.sharpness.every(),
         ).resolved()
 
     def configs(self) -> list[TrainConfig]:
@@ -553,7 +560,13 @@ class TrainControls(QtWidgets.QWidget):
         c = self.config()
         if not (self.task_key() == "sine" and self.forms.isChecked()):
             return [c]
-        return [dataclasses.replace(c, form=f).resolved() for f in FORMS]
+        # by hand, the NumPy and autograd forms have no Hessian: the nn.Linear form tracks it
+        return [
+            dataclasses.replace(
+                c, form=f, track_sharpness=c.track_sharpness * (f == "module")
+            ).resolved()
+            for f in FORMS
+        ]
 
     def problems(self) -> list[str]:
         """What the red boxes say (a value not a number or out of its range), as
@@ -566,6 +579,8 @@ class TrainControls(QtWidgets.QWidget):
                 out.append(f"{label}: {text}")
         if self.hyper_error.text():
             out.append(self.hyper_error.text())
+        if self.sharpness.error_text():
+            out.append(f"sharpness every: {self.sharpness.error_text()}")
         return out
 
     def set_running(self, on: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.train.runs import Run, divergence_text, plural
+from app.train.sharpness import summary as sharpness_summary
 
 
 def details(run: Run, forms_group: list[Run], runs: list[Run]) -> str:
@@ -38,6 +39,9 @@ def details(run: Run, forms_group: list[Run], runs: list[Run]) -> str:
                 f"the three forms after {plural(k, 'step')}: largest coefficient difference "
                 f"{diff:.2g} ({diff / scale:.1g} relative)"
             )
+    sharp = sharpness_summary(run)
+    if sharp:
+        parts.append(sharp)
     if run.resumed:
         parts.append(run.resumed + in_use(run))
     if run.error:

@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.theme import plot_background, style_plot
 from app.train.details import details, last_value
 from app.train.runs import PANELS, Run
+from app.train.sharpness import SharpnessCurves, series
 from app.train.views import DigitsView, Hover, LineView, PaintClock, Plot, SineView
 
 REDRAW_MS = 30  # the shortest gap between two redraw ticks (see redraw)
@@ -68,10 +69,14 @@ class _Curves:
         )
         self.visible = True
         self.in_legend = True
+        self.sharp = plots.sharp
+        self.sharp.add(run)
+        self.run = run
 
     def remove(self) -> None:
         for plot, item in zip(self.owners, self.items, strict=True):
             plot.removeItem(item)
+        self.sharp.remove(self.run)
 
 
 class TrainPlots(QtWidgets.QWidget):
@@ -129,6 +134,19 @@ class TrainPlots(QtWidgets.QWidget):
         self.acc_plot = self._plot("acc_plot", "epoch", "val. accuracy (%)")
         self.lr_plot = self._plot("lr_plot", "step", "learning rate")
         self.lr_plot.enableAutoRange(y=False)
+        # the top Hessian eigenvalue, with the optimizer's stability limit (app.train.sharpness)
+        self.sharp_plot = self._plot("sharpness_plot", "step", "sharpness")
+        self.sharp_caption = QtWidgets.QLabel("")
+        self.sharp_caption.setObjectName("sharpness_caption")
+        self.sharp_caption.setWordWrap(True)
+        self.sharp = SharpnessCurves(self.sharp_plot, self.sharp_caption)
+        self.sharp_box = QtWidgets.QWidget()
+        sb = QtWidgets.QVBoxLayout(self.sharp_box)
+        sb.setContentsMargins(0, 0, 0, 0)
+        sb.setSpacing(0)
+        sb.addWidget(self.sharp_caption)
+        sb.addWidget(self.sharp_plot, 1)
+        self.sharp_box.setVisible(False)
         self.sine_view = SineView(self.paint_clock)
         self.line_view = LineView(self.paint_clock)
         for view in (self.sine_view, self.line_view):
@@ -144,7 +162,7 @@ class TrainPlots(QtWidgets.QWidget):
             self.task_view.addWidget(w)
         self.task_title = QtWidgets.QLabel("")
         self.task_title.setWordWrap(True)
-        self.plots = (self.loss_plot, self.val_plot, self.acc_plot, self.lr_plot)
+        self.plots = (self.loss_plot, self.val_plot, self.acc_plot, self.lr_plot, self.sharp_plot)
         self.hover = Hover(self.loss_plot, self._loss_series, "step", "loss")
         self.val_hover = Hover(
             self.val_plot, lambda: self._epoch_series("val_loss"), "epoch", "loss"
@@ -153,6 +171,7 @@ class TrainPlots(QtWidgets.QWidget):
             self.acc_plot, lambda: self._epoch_series("val_accuracy", 100), "epoch", "%"
         )
         self.lr_hover = Hover(self.lr_plot, self._lr_series, "step", "lr")
+        self.sharp_hover = Hover(self.sharp_plot, self._sharp_series, "step", "sharpness")
 
         self.smoothing = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.smoothing.setObjectName("smoothing")
@@ -217,7 +236,7 @@ class TrainPlots(QtWidgets.QWidget):
         bottom = QtWidgets.QWidget()
         bl = QtWidgets.QHBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
-        for p in (self.val_plot, self.acc_plot, self.lr_plot):
+        for p in (self.val_plot, self.acc_plot, self.lr_plot, self.sharp_box):
             bl.addWidget(p, 1)
         self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.split.setObjectName("plots_split")
@@ -269,6 +288,7 @@ class TrainPlots(QtWidgets.QWidget):
             for item in curves.items:
                 item.setVisible(on)
             curves.raw.setVisible(on and run is current)
+            self.sharp.set_visible(run, on)
             if on != curves.in_legend:
                 if on:
                     self.legend.addItem(curves.smooth, run.name)
@@ -308,6 +328,14 @@ class TrainPlots(QtWidgets.QWidget):
 
     def _lr_series(self):
         return [(r.name, r.steps(), r.lrs(), r.colour) for r in self.drawn()]
+
+    def _sharp_series(self):
+        out = []
+        for r in self.drawn():
+            s = series(r)
+            if s is not None:
+                out.append((r.name, np.asarray(s.steps, float), np.asarray(s.values), r.colour))
+        return out
 
     # --- drawing --------------------------------------------------------------------------
 
@@ -420,6 +448,10 @@ class TrainPlots(QtWidgets.QWidget):
             top = float(max(tops, default=0))
             if top > 0 and math.isfinite(top):
                 self.lr_plot.setYRange(0, top * 1.1, padding=0)
+            # the sharpness arrives with the steps (and its limit follows the lr)
+            tracked = self.sharp.draw(shown, self.drawn(), current)
+            if tracked != self.sharp_box.isVisibleTo(self):
+                self.sharp_box.setVisible(tracked)
         elif name in ("val", "acc"):
             key = "val_loss" if name == "val" else "val_accuracy"
             for run in shown:
@@ -469,7 +501,7 @@ class TrainPlots(QtWidgets.QWidget):
         if self._x_span == (steps, epochs):
             return
         self._x_span = (steps, epochs)
-        for plot in (self.loss_plot, self.lr_plot):
+        for plot in (self.loss_plot, self.lr_plot, self.sharp_plot):
             plot.setXRange(0, steps, padding=0.02)
         for plot in (self.val_plot, self.acc_plot):
             plot.setXRange(1, max(2, epochs), padding=0.05)

@@ -66,9 +66,11 @@ class Run:
     @property
     def checkpoint(self) -> Path | None:
         """The best checkpoint, if one was written and is still there."""
+        from core.landscape.multirun import find_checkpoint
+
         for row in reversed(self.record.checkpoints):
-            path = Path(row["path"])
-            if path.exists():
+            path = find_checkpoint(row["path"], self.file)  # relative: also next to the JSON
+            if path is not None:
                 return path
         return None
 

@@ -1,4 +1,11 @@
-"""Curvature of the loss at a model's weights: Hessian-vector products and top eigenvalues."""
+"""Curvature of the loss at a model's weights: top eigenvalues, trace, spectral density and the
+top eigenvalue of each layer, for a built-in task or the user's own experiment file.
+
+:func:`hessian_eigs` (power iteration with deflation) serves the landscape's two eigenvalues;
+:func:`core.landscape.curvature_job.analyse` is the full analysis behind ``losslab curvature``
+and the curvature panel; the maths on Hessian-vector products is in
+:mod:`core.landscape.spectrum`.
+"""
 
 from __future__ import annotations
 

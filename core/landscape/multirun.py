@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,6 +195,27 @@ def make_plane(
         f"Invalid directions for several runs: {directions!r} "
         f"(choose {', '.join(MULTI_DIRECTIONS)})"
     )
+
+
+# --- finding the runs' checkpoints ---------------------------------------------------------
+
+
+def find_checkpoint(path: str | Path, run_file: str | Path | None) -> Path | None:
+    """Where a run record's checkpoint ``path`` is now, or None.
+
+    `losslab train --checkpoint best.pt` records the path as typed, relative to the folder it
+    was run in; opened from anywhere else the run would have lost it. So a relative path that
+    is not found from here is looked for next to the run's JSON (as typed, then by its name)."""
+    p = Path(path)
+    if p.exists():
+        return p
+    if p.is_absolute() or run_file is None:
+        return None
+    folder = Path(run_file).parent
+    for candidate in (folder / p, folder / p.name):
+        if candidate.exists():
+            return candidate
+    return None
 
 
 # --- checking the runs -----------------------------------------------------------------------
@@ -491,6 +513,7 @@ __all__ = [
     "barrier_of",
     "check_runs",
     "endpoints_plane",
+    "find_checkpoint",
     "grid_axes",
     "line_between",
     "make_plane",

@@ -2,7 +2,8 @@
 
 Sessions are plain JSON (never pickle); a file that is not one, or that names an unknown
 surface or an invalid racer, raises :class:`SessionError` with the reason, and nothing else
-changes. Presets are sessions with a one-line caption, shipped in ``assets/presets``.
+changes. Presets are sessions with a one-line caption, shipped inside this package
+(``core/race/presets``) and found with :mod:`importlib.resources`, so an installed wheel has them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from core.race.race import RacerSpec
 from core.race.surfaces import CATALOGUE, Surface, get_surface
 
 SESSION_FORMAT = "losslab-race-session-1"
-PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
+# package data: a real folder for a wheel, an editable install and a checkout alike
+PRESET_DIR = Path(str(resources.files("core.race") / "presets"))
 MAX_SPEED = 500
 
 
@@ -163,7 +166,26 @@ def load_session(path: str | os.PathLike) -> RaceSession:
 
 
 def preset_names() -> list[str]:
+    """The shipped presets' names (file stems); empty when the folder is missing: see
+    :func:`preset_problems` for why."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def preset_problems() -> list[str]:
+    """What is wrong with the shipped presets, one message per missing or damaged file (empty
+    when all is well): a damaged install says which file, instead of an empty menu."""
+    if not PRESET_DIR.is_dir():
+        return [f"the presets folder is missing: {PRESET_DIR}"]
+    names = preset_names()
+    if not names:
+        return [f"the presets folder holds no preset (*.json): {PRESET_DIR}"]
+    out = []
+    for name in names:
+        try:
+            load_preset(name)
+        except SessionError as exc:
+            out.append(f"preset {PRESET_DIR / (name + '.json')} is damaged: {exc}")
+    return out
 
 
 def load_preset(name: str) -> RaceSession:
@@ -181,5 +203,6 @@ __all__ = [
     "load_preset",
     "load_session",
     "preset_names",
+    "preset_problems",
     "save_session",
 ]

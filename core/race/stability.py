@@ -39,6 +39,7 @@ class _Model:
     formula: str  # the limit as written: "2/λmax", ...
     who: str  # "plain gradient descent", "heavy-ball momentum", ...
     denom: str = ""  # what an adaptive method divides the gradient by, as written in its rule
+    note: str = ""  # a sentence after the limit's (Adam's bias correction); {limit} is filled in
 
 
 def _f(v: float) -> str:
@@ -114,9 +115,16 @@ def _model(cls_name: str, values: dict, state: dict) -> _Model | str:
             p = 1 / (np.sqrt(v / (1 - b2 ** (t - 1))) + float(values["eps"]))
         # m = b1*m + (1-b1)*g is heavy ball on g*(1-b1), stepped with lr/(1-b1^t)
         who = cls_name if cls_name in ("Adam", "AdamW", "Adamax") else f"{cls_name} (as Adam)"
-        formula = "2(1+β1)/((1-β1)λ̃max)"
+        # the bias correction belongs in the formula: written without it, "= 18" at step 3
+        # of lr 0.02 on x^2+y^2 could not be checked by hand (2(1+β1)/((1-β1)λ̃max) is 52)
+        formula = f"2(1+β1)(1-β1^{t:g})/((1-β1)λ̃max)"
         denom = "u" if cls_name == "Adamax" else "sqrt(v_hat)+eps"
-        return _Model("heavy_ball", b1, (1 - b1) / (1 - b1**t), p, formula, who, denom)
+        note = (
+            f"(1-β1^{t:g}) is the bias correction of the next step (t = {t:g}): it lowers the "
+            "limit early on; "
+            "as the steps add up it tends to 2(1+β1)/((1-β1)λ̃max) = {late}."
+        )
+        return _Model("heavy_ball", b1, (1 - b1) / (1 - b1**t), p, formula, who, denom, note)
     if cls_name == "Rprop":
         return (
             "Rprop uses only the gradient's sign, so curvature sets no learning-rate limit: "
@@ -226,6 +234,8 @@ def stability(
     a_crit = critical_a(model.kind, model.beta)
     limit = a_crit / (model.scale * lams[0]) if lams[0] > 0 else math.inf
     lines += _limit_lines(model, lr, limit, lams, factors, gd_limit)
+    if model.note and math.isfinite(limit):
+        lines.append(model.note.format(late=_f(a_crit / ((1 - model.beta) * lams[0]))))
     if clip == "norm":
         lines.append(
             f"Clipping caps each step at lr·{_f(clip_value)}: past the limit the racer "

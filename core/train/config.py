@@ -45,6 +45,8 @@ class TrainConfig:
     # task "experiment" only: the user's own Python file (model(), batches(), ...; see
     # core.train.experiment). Its model, data, batch size and loss are the file's.
     model_file: str | None = None
+    # the top Hessian eigenvalue every this many steps (0 = off; core.train.sharpness)
+    track_sharpness: int = 0
 
     def resolved(self) -> TrainConfig:
         """The config with task defaults filled in, validated; ``ValueError`` on bad input.
@@ -83,6 +85,11 @@ class TrainConfig:
                 raise ValueError(
                     f"the {c.form} form is plain gradient descent: choose the SGD optimizer "
                     "without momentum"
+                )
+            if c.track_sharpness:
+                raise ValueError(
+                    f"the {c.form} form computes its gradient by hand: sharpness tracking "
+                    "needs the nn.Linear form"
                 )
             if c.loss != LossSpec("mse", "sum") or c.batch_size or c.scheduler or c.clip_norm:
                 raise ValueError(
@@ -164,6 +171,7 @@ def _check_run(c: TrainConfig) -> None:
     _check_int("seed", c.seed, 0, 2**63 - 1)
     _check_int("log_every", c.log_every, 1, 1_000_000)
     _check_int("snapshots", c.snapshots, 2, 100_000)
+    _check_int("track_sharpness", c.track_sharpness, 0, 1_000_000)
     if c.clip_norm is not None and not (math.isfinite(c.clip_norm) and c.clip_norm > 0):
         raise ValueError(f"Invalid clip_norm: {c.clip_norm!r} (must be > 0)")
     if c.device not in ("cpu", "cuda", "auto"):

@@ -32,6 +32,7 @@ from core.train.experiment import (
     to_device,
 )
 from core.train.models import count_parameters, summary
+from core.train.sharpness import tracker_for
 from core.train.tasks import seeded
 from core.train.training import (
     CHECKPOINT_EVERY_S,
@@ -98,6 +99,8 @@ def train_experiment(
     epoch = start_epoch - 1
     status, divergence, start_loss = "completed", None, None
     pending, last_write = None, -math.inf  # the best checkpoint not yet on disk
+    sharp = tracker_for(c.track_sharpness, c.optimizer, c.seed)
+    sharp.start_clock()
     for epoch in range(start_epoch, c.epochs + 1):
         t0 = time.perf_counter()
         batches = first if epoch == start_epoch else _epoch_batches(exp, c, epoch, val, device)
@@ -143,6 +146,10 @@ def train_experiment(
             if snaps.wants(step):
                 _snapshot(snaps, step, model)
             yield Step(step, epoch, b + 1, seen, total, value, lr, gnorm)
+            if sharp.due(step):  # a loss without second derivatives turns tracking off
+                yield sharp.measure(
+                    model.parameters(), lambda batch=batch: exp.loss(model, batch), step, epoch, lr
+                )
         if status != "completed":
             break
         model.eval()
@@ -169,6 +176,8 @@ def train_experiment(
     if status != "diverged":
         model.eval()
         final["val_loss"], final["val_accuracy"] = exp.evaluate(model, val)
+    if c.track_sharpness:
+        final["sharpness"] = sharp.summary()
     model.train()
     yield finished(status, epoch, step, best, final, snaps, divergence)
 

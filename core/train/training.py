@@ -41,6 +41,7 @@ from core.train.checkpoints import (
 from core.train.config import TrainConfig
 from core.train.losses import build_loss
 from core.train.models import count_parameters, summary
+from core.train.sharpness import Sharpness, tracker_for
 from core.train.tasks import EXPERIMENT, TaskSetup, build_task
 
 CHECKPOINT_EVERY_S = 2.0  # the best checkpoint goes to disk at most this often, and at the end
@@ -134,7 +135,7 @@ class Finished:
     divergence: Divergence | None = None  # set when status is "diverged"
 
 
-Event = Started | Step | Epoch | Checkpoint | Finished
+Event = Started | Step | Epoch | Checkpoint | Finished | Sharpness
 
 
 class TrainControl:
@@ -243,6 +244,8 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
     epoch = start_epoch - 1
     status, divergence, start_loss = "completed", None, None
     pending, last_write = None, -math.inf  # the best checkpoint not yet on disk
+    sharp = tracker_for(c.track_sharpness, c.optimizer, c.seed)
+    sharp.start_clock()
     for epoch in range(start_epoch, c.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -284,6 +287,10 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
             if snaps.wants(step):
                 _snapshot(snaps, step, model)
             yield Step(step, epoch, b + 1, min((b + 1) * bs, n), n, value, lr, gnorm)
+            if sharp.due(step):  # at the weights this step reached, on its batch
+                yield sharp.measure(
+                    model.parameters(), lambda xb=xb, yb=yb: loss_fn(model(xb), yb), step, epoch, lr
+                )
         if status != "completed":
             break
         val_loss, acc, details = _evaluate(model, loss_fn, vx, vy, setup)
@@ -321,6 +328,8 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
             val_accuracy=acc,
             **{k: v for k, v in details.items() if k not in ("confusion", "samples")},
         )
+    if c.track_sharpness:  # the series goes into the run record with the final metrics
+        final["sharpness"] = sharp.summary()
     yield finished(status, epoch, step, best, final, snaps, divergence)
 
 
@@ -541,6 +550,7 @@ __all__ = [
     "Epoch",
     "Event",
     "Finished",
+    "Sharpness",
     "Started",
     "Step",
     "TrainConfig",

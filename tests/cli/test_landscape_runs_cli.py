@@ -116,3 +116,52 @@ def test_own_model_runs_from_an_experiment_file(cli, tmp_path):
     land = Landscape.load(tmp_path / "o.npz")
     assert land.meta["model_file"].endswith("mlp_regression.py")
     assert list(land.extras["run_names"]) == ["sgd", "adam"]
+
+
+@pytest.fixture
+def moved(two, tmp_path):
+    """The two runs as `losslab train --checkpoint NAME.pt` leaves them: checkpoint paths
+    relative to the folder it ran in; the second has lost its .trajectory.npz."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    out = []
+    for k, src in enumerate(two):
+        src = Path(src)
+        data = json.loads(src.read_text())
+        for row in data["checkpoints"]:
+            shutil.copy(row["path"], folder / Path(row["path"]).name)
+            row["path"] = Path(row["path"]).name
+        if k == 0:
+            shutil.copy(src.parent / data["trajectory"], folder / data["trajectory"])
+        (folder / src.name).write_text(json.dumps(data))
+        out.append(folder / src.name)
+    return out
+
+
+def test_runs_opened_from_another_folder_and_a_lost_trajectory(cli, moved, tmp_path):
+    out = cli("landscape", "--run", moved[0], "--run", moved[1], *FAST, "--out", tmp_path / "m.npz")
+    assert out.returncode == 0, out.stderr
+    assert "adam.trajectory.npz cannot be read, so its end point only" in out.stdout
+    assert "adam: end point at" in out.stdout and "1 point," in out.stdout
+    with np.load(tmp_path / "m.npz") as z:
+        assert z["path_1"].shape == (1, 2) and len(z["path_0"]) > 1
+
+
+def test_a_run_that_saved_no_checkpoint_is_named(cli, two, tmp_path):
+    rec = RunRecord.load(two[0])
+    rec.checkpoints = []
+    bare = rec.save(tmp_path / "bare.json")
+    out = cli("landscape", "--run", bare, "--run", two[1], *FAST, "--out", tmp_path / "m.npz")
+    assert out.returncode == 2
+    assert "bare.json: the run saved no checkpoint (train it with --checkpoint" in out.stderr
+
+
+def test_no_barrier_is_said_without_a_place(cli, two, tmp_path):
+    out = cli("landscape", "--run", two[0], "--run", two[0], *FAST, "--out", tmp_path / "m.npz")
+    assert out.returncode == 0, out.stderr
+    assert "barrier height: 0 (none: on the line from" in out.stdout
+    assert "at t = 0" not in out.stdout

@@ -79,6 +79,11 @@ def test_two_runs_share_a_plane_with_legend_hover_and_barrier(lw, qtbot, runs, t
     lw.view.set_runs([])
     assert lw.open_landscape(str(tmp_path / "m.npz"))
     assert [p.name for p in lw.view.runs.paths] == ["sgd", "adam"]
+    # opened in a fresh Landscape: Source names the file's runs, not "No run yet"
+    lw.run_sources = []
+    assert lw.open_landscape(str(tmp_path / "m.npz"))
+    source = _w(lw, QtWidgets.QLabel, "landscape_source").text()
+    assert "A saved landscape of 2 runs" in source and "2. adam" in source
     assert "barrier height" in lw.line.barrier.title
     assert Landscape.load(tmp_path / "m.npz").meta["runs"][1]["colour"] == "#4363d8"
     # the 3-D terrain draws every run in its colour (a stand-in for the OpenGL view)
@@ -138,6 +143,83 @@ def test_train_hands_several_selected_runs_to_the_landscape(main_window, qtbot):
     assert sig.args[0] == t.runs[-2:]
     land = main_window.landscape
     assert main_window.tabs.currentWidget() is land
-    assert [s.name for s in land.run_sources] == [r.name for r in t.runs[-2:]]
+    # each named as in Train, with its optimizer (Train names both runs "linreg...")
+    for s, r in zip(land.run_sources, t.runs[-2:], strict=True):
+        assert s.name.startswith(f"{r.name} · ") and "lr " in s.name
     assert [s.colour for s in land.run_sources] == [r.colour for r in t.runs[-2:]]
     assert land.compute_btn.isEnabled()
+
+
+def test_a_relative_checkpoint_next_to_the_opened_json_is_found(tmp_path, monkeypatch, runs):
+    """`losslab train --checkpoint best.pt` records "best.pt"; Train opened the JSON from
+    elsewhere and found no checkpoint, so "Open in Landscape" stayed greyed out."""
+    import shutil
+
+    from app.train.runs import Run
+
+    rec = RunRecord.load(runs[0].file)
+    shutil.copy(runs[0].checkpoint, tmp_path / "best.pt")
+    rec.checkpoints = [{"path": "best.pt", "epoch": 1, "val_loss": 1.0}]
+    monkeypatch.chdir(tmp_path.parent)
+    run = Run(rec, "#e6194b", file=tmp_path / "r.json")
+    assert run.checkpoint == tmp_path / "best.pt"
+    assert Run(rec, "#e6194b").checkpoint is None  # no file to look next to
+
+
+def test_the_legend_says_which_optimizer_each_run_used():
+    run = SimpleNamespace(
+        name="sine (2)", file="x.json", checkpoint=None, colour="#3cb44b",
+        config_text=lambda: "Adam, lr 0.001, full batch, 3 ep, mse",
+    )  # fmt: skip
+    from app.landscape.multirun_panel import sources_of
+
+    assert sources_of([run])[0].name == "sine (2) · Adam, lr 0.001"
+
+
+def test_the_status_shows_an_apostrophe_and_the_barrier_title_fits(lw, qtbot, runs):
+    from core.landscape.multirun import Barrier
+
+    lw.status.setText("")
+    lw._multi_event([SimpleNamespace(task="own model (m.py)", source="4 batches from m.py's")])
+    assert "m.py's" in lw.status.text() and "&#x27;" not in lw.status.text()
+    t = np.linspace(0, 1, 41)
+    names = ["mlp_regression · Adam, lr 0.01", "mlp_regression (2) · SGD, lr 0.01"]
+    lw.line.set_barrier(Barrier(t, 4 * t * (1 - t), 1.0, 0.5), names)
+    assert lw.line.barrier.title == "mlp_regression → mlp_regressio…: barrier height 1 at t = 0.50"
+
+
+def test_while_several_runs_compute_the_line_plot_waits_for_a_and_b(lw, qtbot, runs):
+    assert lw.open_runs(list(runs))
+    # several runs compute no Hessian eigenvalues: the setting is off while they are loaded
+    assert not _w(lw, QtWidgets.QSpinBox, "landscape_eigenvalues").isEnabled()
+    _w(lw, QtWidgets.QSpinBox, "landscape_resolution").setValue(101)
+    lw.compute()
+    hint = lw.line.hint
+    assert hint.isVisible() and "runs A's and B's end points" in hint.toPlainText()
+    assert lw.line.getAxis("bottom").labelText.startswith("t  (0 = A's end point")
+    qtbot.waitUntil(lambda: lw._rows >= 1 or lw.job is None, timeout=60_000)
+    lw.cancel()
+    qtbot.waitUntil(lambda: lw.job is None, timeout=60_000)
+    assert not lw.finished_ok
+    # several runs keep no partial file: no promise that Compute resumes
+    assert "Cancelled" in lw.status.text() and "resumes" not in lw.status.text()
+    lw.open_run(runs[0])  # one run again: the hint is the initial-weights line's
+    assert _w(lw, QtWidgets.QSpinBox, "landscape_eigenvalues").isEnabled()
+    lw.line.set_line(None, None)
+    assert "initial weights" in lw.line.hint.toPlainText()
+
+
+def test_the_facts_write_no_minus_zero():
+    from app.landscape.multirun_panel import facts_of_runs
+
+    land = Landscape(
+        np.linspace(-1, 1, 3), np.linspace(-1, 1, 3), np.zeros((3, 3)), None,
+        np.zeros(2), np.ones(2), np.ones(2), "endpoints", "fp32", 10, None,
+        {"runs": [{"name": "a", "colour": "", "trajectory": False}]},
+        {
+            "end_points": np.array([[1.0, -1e-9]]), "path_0": np.array([[1.0, -1e-9]]),
+            "path_0_off": np.zeros(1), "path_0_steps": np.zeros(1),
+            "path_0_loss": np.ones(1), "path_0_plane_loss": np.ones(1),
+        },
+    )  # fmt: skip
+    assert "end point at (1, 0)" in facts_of_runs(land)

@@ -93,3 +93,22 @@ def test_bad_formulas_kinks_and_nan_points_do_not_crash(ws, qtbot):
     assert not ws.curvature_arrows.visible()
     ws.c.step(2)  # still nothing to crash on
     assert "No curvature here" in panel_text(ws)
+
+
+def test_a_racer_starting_where_the_formula_is_nan_is_not_told_to_lower_its_lr(ws):
+    """sqrt(x) at x < 0: the racer "diverges" at step 0; a smaller lr cannot help."""
+    ws.c.set_surface(SurfaceChoice("formula", "sqrt(x)+y**2", (-2.0, 2.0, -2.0, 2.0)))
+    ws.c.set_start(-1.0, 1.0)
+    ws.table.selectRow(0)
+    ws.c.step(2)
+    text = panel_text(ws)
+    assert "diverged at step 0" in text and "never left its start" in text
+    assert "smaller learning rate" not in text
+    assert "No curvature here" in text
+
+
+def test_a_racer_name_with_markup_is_shown_as_typed(ws):
+    ws.c.set_surface(SurfaceChoice("quadratic"))
+    ws.c.set_options(0, name="lr <0.1> & up")
+    ws.table.selectRow(0)
+    assert panel_text(ws).startswith("lr <0.1> & up")

@@ -207,3 +207,18 @@ def test_a_diverged_run_is_worded_with_a_colon(ws, qtbot):
     record.finished = {"status": "diverged", "divergence": {"reason": "loss exploded to 1e30"}}
     run = Run(record, "#ff0000")
     assert "diverged: loss exploded to 1e30" in details(run, [], [run])
+
+
+def test_a_short_openmp_spin_counts_as_passive_waiting(monkeypatch):
+    """GOMP_SPINCOUNT=30000 (a short spin, then sleep) keeps every core for torch behind the
+    window, as 0 does; only long spins (libgomp's default) leave a core to the window."""
+    from app.train.controller import PASSIVE_ENV, SHORT_SPIN, passive_waiting
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    for value, passive in (("0", True), (PASSIVE_ENV[1], True), (str(SHORT_SPIN * 100), False)):
+        monkeypatch.setenv("GOMP_SPINCOUNT", value)
+        assert passive_waiting() is passive, value
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    assert not passive_waiting()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert passive_waiting()

@@ -204,3 +204,19 @@ def test_the_hessian_plane_of_one_run_is_its_top_two_eigenvectors(sine_runs):
         u = torch.as_tensor(d, dtype=torch.float64)
         cos = float((u / u.norm()) @ vectors[:, k])
         assert abs(cos) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_relative_checkpoint_is_found_next_to_the_run_file(tmp_path, monkeypatch):
+    """`losslab train --checkpoint best.pt` records "best.pt": from another folder the run had
+    lost its checkpoint (Train's "Open in Landscape" stayed greyed out)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "best.pt").write_bytes(b"x")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert mr.find_checkpoint("best.pt", runs / "a.json") == runs / "best.pt"
+    assert mr.find_checkpoint("runs/best.pt", runs / "a.json") == runs / "best.pt"
+    assert mr.find_checkpoint("best.pt", None) is None
+    assert mr.find_checkpoint("gone.pt", runs / "a.json") is None
+    assert mr.find_checkpoint(str(runs / "best.pt"), None) == runs / "best.pt"

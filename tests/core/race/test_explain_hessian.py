@@ -270,3 +270,19 @@ def test_a_coordinate_without_gradient_gets_no_frozen_state_limit(key):
     assert st.kind == "none"
     assert "has seen no gradient along y yet" in st.lines[0]
     assert "is for plain gradient descent" in st.lines[-1]
+
+
+def test_adams_written_limit_is_the_number_it_states():
+    """On x^2+y^2 the panel said "lr 0.02 < 2(1+β1)/((1-β1)λ̃max) = 18", but that formula
+    gives 52: the number held the bias correction the formula left out."""
+    race = Race(get_surface("quadratic"), [RacerSpec(OptimizerSpec("adam", {"lr": 0.02}))])
+    race.step(3)
+    _, st = racer_stability(race, 0)
+    t = 4  # the coming step
+    assert st.formula == f"2(1+β1)(1-β1^{t})/((1-β1)λ̃max)"
+    by_hand = 2 * 1.9 * (1 - 0.9**t) / (0.1 * st.curvature[0])
+    assert st.limit == pytest.approx(by_hand, rel=1e-12)
+    text = " ".join(st.lines)
+    assert f"{st.formula} = {st.limit:.3g}" in text
+    late = 2 * 1.9 / (0.1 * st.curvature[0])
+    assert f"tends to 2(1+β1)/((1-β1)λ̃max) = {late:.3g}" in text

@@ -1,0 +1,144 @@
+"""The curvature panel: computes on a worker thread, shows the cost first, cancels and joins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6 import QtWidgets
+
+from app.landscape import curvature_panel as cp
+from core.landscape import curvature_job as cj
+
+EXPERIMENT = """
+import torch
+from torch import nn
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+
+def batches():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 2, generator=g)
+    return [(x, x[:, :1] ** 2)]
+
+def loss(model, batch):
+    return ((model(batch[0]) - batch[1]) ** 2).mean()
+"""
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = cp.CurvaturePanel()
+    qtbot.addWidget(p)
+    p.resize(1000, 560)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    f = tmp_path / "exp.py"
+    f.write_text(EXPERIMENT)
+    return str(f)
+
+
+def find(panel, cls, name):
+    w = panel.findChild(cls, name)
+    assert w is not None, name
+    return w
+
+
+def test_nothing_to_compute_until_a_source_is_set(panel, experiment):
+    button = find(panel, QtWidgets.QPushButton, "curvatureCompute")
+    assert panel.objectName() == "curvaturePanel"
+    assert not button.isEnabled()
+    panel.set_source(None, None, experiment)
+    assert button.isEnabled()
+
+
+def test_compute_shows_the_cost_then_every_part(panel, qtbot, experiment):
+    panel.set_source(None, None, experiment)
+    plans = []
+    find(panel, QtWidgets.QPushButton, "curvatureCompute").click()
+    panel.job.item.connect(
+        lambda e: isinstance(e, cj.Planned) and plans.append(panel.status.text())
+    )
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
+    assert find(panel, QtWidgets.QLabel, "curvatureError").text() == ""
+    r = panel.result
+    assert r is not None and r.parameters == 33
+    assert plans and "Hessian-vector products" in plans[0]
+    assert len(r.top_eigenvalues) == 5 and r.trace is not None and r.density is not None
+    summary = find(panel, QtWidgets.QLabel, "curvatureSummary").text()
+    assert "top eigenvalues" in summary and "±" in summary
+    # the plot holds the density, the bars one bar per layer
+    x, y = panel.plot.curve.getData()
+    assert len(x) == 1000 and np.all(np.isfinite(y))
+    assert [t for _, t in panel.bars.getAxis("left")._tickLevels[0]] == [
+        "0 (Linear)", "2 (Linear)",
+    ]  # fmt: skip
+    assert find(panel, QtWidgets.QProgressBar, "curvatureProgress").format().startswith("done")
+
+
+def test_a_loss_without_a_hessian_says_so_beside_the_panel(panel, qtbot, tmp_path):
+    f = tmp_path / "bad.py"
+    # cdist of a few points has no second derivative in torch (of many points it has)
+    f.write_text(
+        EXPERIMENT.replace(
+            "((model(batch[0]) - batch[1]) ** 2).mean()",
+            "torch.cdist(model(batch[0][:8]).repeat(1, 2), batch[1][:8].repeat(1, 2)).mean()",
+        )
+    )
+    panel.set_source(None, None, str(f))
+    panel.compute()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
+    assert "cannot be differentiated twice" in panel.error.text()
+    assert panel.compute_btn.isEnabled()  # the user can fix the file and try again
+
+
+def test_a_long_analysis_waits_for_start_and_cancel_joins(panel, qtbot, experiment, monkeypatch):
+    monkeypatch.setattr(cp, "CONFIRM_SECONDS", 0.0)  # every analysis counts as long
+    panel.set_source(None, None, experiment)
+    panel.compute()
+    qtbot.waitUntil(lambda: panel.compute_btn.text().startswith("Start"), timeout=60_000)
+    assert "Press <b>Start</b>" in panel.status.text()
+    assert panel.cancel_btn.isEnabled()
+    job = panel.job
+    panel.cancel()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=30_000)
+    assert job.thread.wait(5_000)  # the thread is gone
+    assert panel.result is None and "Cancelled" in panel.status.text()
+    assert panel.compute_btn.text() == "Compute" and panel.compute_btn.isEnabled()
+
+
+def test_start_goes_on_after_the_estimate(panel, qtbot, experiment, monkeypatch):
+    monkeypatch.setattr(cp, "CONFIRM_SECONDS", 0.0)
+    panel.set_source(None, None, experiment)
+    panel.top.setValue(2)
+    panel.compute()
+    qtbot.waitUntil(lambda: panel.compute_btn.text().startswith("Start"), timeout=60_000)
+    panel.compute_btn.click()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
+    assert panel.result is not None and len(panel.result.top_eigenvalues) == 2
+
+
+def test_shutdown_while_running_joins_the_thread(qtbot, experiment):
+    p = cp.CurvaturePanel()
+    qtbot.addWidget(p)
+    p.set_source(None, None, experiment)
+    p.compute()
+    job = p.job
+    p.shutdown()
+    assert p.job is None and not job.thread.isRunning()
+
+
+def test_nothing_asked_for_is_said_beside_the_button(panel, experiment):
+    panel.set_source(None, None, experiment)
+    panel.top.setValue(0)
+    for box in (panel.trace, panel.density, panel.per_layer):
+        box.setChecked(False)
+    panel.compute()
+    assert panel.job is None
+    assert "nothing to compute" in panel.error.text()

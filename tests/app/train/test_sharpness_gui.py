@@ -1,0 +1,115 @@
+"""Track sharpness in the Train tab: the control checked as typed, the plot with the limit
+line that applies (and none for Adam), the details line, and a reopened run's series."""
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6 import QtWidgets
+
+
+def _parts(ws):
+    c = ws.controls
+    box = c.findChild(QtWidgets.QCheckBox, "track_sharpness")
+    edit = c.findChild(QtWidgets.QLineEdit, "sharpness_every")
+    error = c.findChild(QtWidgets.QLabel, "sharpness_error")
+    assert box is not None and edit is not None and error is not None
+    return box, edit, error
+
+
+def _run(ws, qtbot, task, epochs, every, optimizer=None):
+    ws.controls.set_task(task)
+    if optimizer:
+        ws.controls.optimizer.setCurrentIndex(ws.controls.optimizer.findData(optimizer))
+    ws.controls.epochs.setValue(epochs)
+    box, edit, _ = _parts(ws)
+    box.setChecked(True)
+    edit.setText(str(every))
+    ws.start()
+    assert ws.running, ws.error.text()
+    qtbot.waitUntil(lambda: not ws.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not ws.save_jobs, timeout=30_000)
+    ws.plots.redraw(force=True)
+    return ws.runs[-1]
+
+
+def test_n_is_checked_as_typed_and_start_says_why_it_refuses(ws):
+    box, edit, error = _parts(ws)
+    ws.controls.set_task("linreg")
+    assert not edit.isEnabled() and ws.controls.config().track_sharpness == 0
+    box.setChecked(True)
+    edit.setText("2.5")  # every keystroke is checked: no need to leave the box
+    assert "not a whole number" in error.text() and error.isVisibleTo(ws)
+    ws.start()
+    assert not ws.runs and "sharpness every: '2.5' is not a whole number" in ws.error.text()
+    edit.setText("0")
+    assert "out of range" in error.text()
+    edit.setText("7")
+    assert error.text() == "" and not error.isVisibleTo(ws)
+    assert ws.controls.problems() == [] and ws.controls.config().track_sharpness == 7
+    edit.setText("x")
+    box.setChecked(False)  # off: its box does not count
+    assert ws.controls.problems() == [] and ws.controls.config().track_sharpness == 0
+
+
+def test_the_three_forms_track_in_the_nn_linear_form_only(ws):
+    box, edit, _ = _parts(ws)
+    ws.controls.set_task("sine")
+    ws.controls.forms.setChecked(True)
+    box.setChecked(True)
+    edit.setText("10")
+    assert [(c.form, c.track_sharpness) for c in ws.controls.configs()] == [
+        ("numpy", 0),
+        ("autograd", 0),
+        ("module", 10),
+    ]
+
+
+@pytest.mark.slow
+def test_a_tracked_run_is_plotted_against_2_over_lr_and_reopens(ws, qtbot, tmp_path):
+    plot = ws.plots.findChild(pg.PlotWidget, "sharpness_plot")
+    assert plot is not None and not plot.isVisibleTo(ws)  # no run tracks yet: no room taken
+    run = _run(ws, qtbot, "linreg", 12, 4)
+    assert plot.isVisibleTo(ws)
+    curve, line = ws.plots.sharp.items[run]
+    x, y = curve.getData()
+    assert list(x) == [4, 8, 12] and np.allclose(y, 11.0929, rtol=1e-4)
+    lx, ly = line.getData()
+    assert len(lx) == 12 and np.allclose(ly, 200)  # 2/lr at lr 0.01, over every step
+    caption = ws.plots.findChild(QtWidgets.QLabel, "sharpness_caption").text()
+    assert "dashed: the limit 2/lr" in caption
+    details = ws.plots.details.text()
+    assert "sharpness 11.09 (limit 2/lr = 200)" in details and "of the time" in details
+    assert run.record.finished["final"]["sharpness"]["steps"] == [4, 8, 12]
+    # saved and reopened: the series comes from the record
+    path = tmp_path / "run.json"
+    assert ws.save_run(run, str(path))
+    (again,) = ws.open_runs(str(path))
+    ws.plots.redraw(force=True)
+    x2, y2 = ws.plots.sharp.items[again][0].getData()
+    assert list(x2) == [4, 8, 12] and np.allclose(y2, y)
+
+
+@pytest.mark.slow
+def test_adam_gets_no_limit_line_and_the_caption_says_why(ws, qtbot):
+    run = _run(ws, qtbot, "linreg", 4, 2, optimizer="adam")
+    curve, line = ws.plots.sharp.items[run]
+    assert len(curve.getData()[0]) == 2
+    assert line.getData()[0] is None or len(line.getData()[0]) == 0
+    caption = ws.plots.findChild(QtWidgets.QLabel, "sharpness_caption").text()
+    assert "Adam" in caption and "preconditioned" in caption and "dashed" not in caption
+
+
+def test_tracking_turned_off_is_said_in_red_under_the_plots(ws):
+    """A loss that cannot be differentiated twice (core sends the reason once)."""
+    from app.train import sharpness
+    from app.train.details import details
+    from core.train.runs import RunRecord
+    from core.train.training import Sharpness, TrainConfig
+
+    config = TrainConfig(task="linreg", track_sharpness=2).resolved()
+    run = ws.controller.add_run(RunRecord.for_config(config, "x"), "running")
+    off = "sharpness tracking turned off: the loss cannot be differentiated twice (...)"
+    sharpness.add_event(run, Sharpness(2, 1, float("nan"), float("nan"), 0, 0.0, 0.01, off))
+    text = details(run, [], ws.runs)
+    assert off in text and "color:" in text
+    assert sharpness.tracks(run)
