@@ -417,6 +417,7 @@ def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> No
     apply_theme(app, "dark" if dark else "light")
     ws = LandscapeWorkspace()
     ws.centre.setParent(None)  # the picture is the plots, at the size asked for
+    ws.centre_tabs.tabBar().hide()
     # Rendered without ever being shown: render() lays a hidden widget out at its size, and no
     # platform window is made (the offscreen platform warned "This plugin does not support
     # propagateSizeHints()" for each shown window).

@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.landscape import source as own
 from app.landscape.controls import SIDE_WIDTH, LandscapeControls
+from app.landscape.curvature_panel import CurvaturePanel
 from app.landscape.exports import LandscapeExports
 from app.landscape.facts import facts_html, line_facts_html, samples_text, subject_text
 from app.landscape.multirun_panel import MultiRunPanel, facts_of_runs
@@ -94,7 +95,14 @@ class LandscapeWorkspace(
         self.view.setMinimumSize(300, 240)
         # the plane over the line and the facts; the user can trade one for the other
         vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        vsplit.addWidget(self.view_stack)
+        # the map and the curvature at the same weights, one tab each
+        self.curvature = CurvaturePanel()
+        self.curvature.message.connect(self.message)
+        self.centre_tabs = QtWidgets.QTabWidget()
+        self.centre_tabs.setObjectName("landscape_centre_tabs")
+        self.centre_tabs.addTab(self.view_stack, "Landscape")
+        self.centre_tabs.addTab(self.curvature, "Curvature")
+        vsplit.addWidget(self.centre_tabs)
         vsplit.addWidget(bottom)
         vsplit.setStretchFactor(0, 3)
         vsplit.setStretchFactor(1, 1)
@@ -176,6 +184,9 @@ class LandscapeWorkspace(
             self.precision.setCurrentIndex(0)
         self.samples.setEnabled(not mine)
         self._set_running(self.job is not None)
+        self.curvature.set_source(
+            run_file, checkpoint, model_file, int(self.samples.value()), self.device.currentData()
+        )
 
     def open_run(self, run) -> None:
         """A run handed over by the Train tab (app.train.runs.Run), or a list of runs (two or
@@ -417,6 +428,7 @@ class LandscapeWorkspace(
             self.status.setText("Cancelling...")
 
     def shutdown(self) -> None:
+        self.curvature.shutdown()
         if self.view3d is not None:
             self.view3d.release()
         if self.job is not None:
@@ -528,6 +540,7 @@ class LandscapeWorkspace(
     def set_theme(self, dark: bool) -> None:
         self.view.set_theme(dark)
         self.line.set_theme(dark)
+        self.curvature.set_theme(dark)
 
 
 __all__ = ["LandscapeWorkspace"]
