@@ -1,6 +1,6 @@
 """Landscape grids over torch.distributed ranks: points/s and scaling; prints a table, not a test.
 
-For the BN-ResNet example (assets/examples/resnet_bn.py, the generic evaluator) and LeNet-5
+For the BN-ResNet example (core/train/examples/resnet_bn.py, the generic evaluator) and LeNet-5
 (synthetic digits, 1,000 images, the fast evaluator), the same grid of filter-normalised random
 directions is computed:
 
@@ -44,7 +44,7 @@ def child(model: str, grid: int, threads: int) -> None:
         from core.landscape.generic import GenericEvaluator
         from core.train.experiment import load_experiment
 
-        e = load_experiment(ROOT / "assets" / "examples" / "resnet_bn.py")
+        e = load_experiment(ROOT / "core" / "train" / "examples" / "resnet_bn.py")
         m = e.build_model().eval()
         c = flat_parameters(m)
         d1, d2 = random_directions(m, 0)

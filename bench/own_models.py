@@ -1,7 +1,7 @@
 """Own-model landscapes: the generic plane evaluator against the naive per-point loop; prints a
 table, not a test.
 
-For each example experiment file (assets/examples), on points of a plane of filter-normalised
+For each example experiment file (core/train/examples), on points of a plane of filter-normalised
 random directions over the file's evaluation batches:
 
 * naive: what loss-landscapes and Li et al.'s scripts do: write the point's weights into a
@@ -41,7 +41,7 @@ def run(example: str, n_points: int, rounds: int) -> None:
     from core.landscape.generic import GenericEvaluator
     from core.train.experiment import load_experiment
 
-    e = load_experiment(ROOT / "assets" / "examples" / example)
+    e = load_experiment(ROOT / "core" / "train" / "examples" / example)
     model = e.build_model().eval()
     batches = e.batches()
     centre = flat_parameters(model)

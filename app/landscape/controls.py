@@ -119,7 +119,7 @@ class LandscapeControls(QtWidgets.QScrollArea):
             trust + "Open an experiment file (.py) defining model() and batches(), and "
             "optionally loss(model, batch): the landscape of your own network. The loss is "
             "the mean of loss(model, batch) over the file's batches. Imported on a worker "
-            "thread; see assets/examples/",
+            "thread; see the examples (losslab --examples prints their folder)",
         )
         self.weights_btn = _named(
             QtWidgets.QPushButton("Weights..."),

@@ -90,7 +90,7 @@ class OwnModelPanel(QtWidgets.QGroupBox):
         self.choose_btn.setToolTip(
             OWN_CODE_NOTE + " Choose an experiment file (.py) defining model() and batches(), "
             "and optionally loss(model, batch), train_batches() and defaults; see "
-            "assets/examples/"
+            "the examples (losslab --examples prints their folder)"
         )
         self.choose_btn.clicked.connect(self.choose_dialog)
         self.reload_btn = QtWidgets.QPushButton("Reload")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).parents[2] / "assets" / "examples" / "mlp_regression.py"
+EXAMPLE = Path(__file__).parents[2] / "core" / "train" / "examples" / "mlp_regression.py"
 CHEAP = ("--trace-samples", "4", "--density-runs", "1", "--density-steps", "10",
          "--samples", "32", "--max-steps", "8")  # fmt: skip
 

@@ -14,7 +14,7 @@ from core.landscape.plane import Landscape
 from core.train.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
-MLP = ROOT / "assets" / "examples" / "mlp_regression.py"
+MLP = ROOT / "core" / "train" / "examples" / "mlp_regression.py"
 FAST = ["--grid", "5", "--eigenvalues", "0"]
 
 

@@ -102,7 +102,7 @@ def test_the_hessian_plane_of_one_run(cli, two, tmp_path):
 def test_own_model_runs_from_an_experiment_file(cli, tmp_path):
     from pathlib import Path
 
-    mlp = Path(__file__).resolve().parents[2] / "assets" / "examples" / "mlp_regression.py"
+    mlp = Path(__file__).resolve().parents[2] / "core" / "train" / "examples" / "mlp_regression.py"
     files = [
         _train(tmp_path, name, task="experiment", model_file=str(mlp), epochs=1, optimizer=opt)
         for name, opt in (

@@ -177,7 +177,7 @@ def test_an_interrupted_run_keeps_what_it_trained(cli, tmp_path, monkeypatch):
 
 # --- your own model: losslab train --model FILE ------------------------------------------------
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "core" / "train" / "examples"
 TINY_FILE = """
 import torch
 from torch import nn

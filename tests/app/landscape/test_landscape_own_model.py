@@ -15,7 +15,7 @@ from core.landscape.plane import Landscape
 from core.train.experiment import load_experiment
 from core.train.runs import runs_dir
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "core" / "train" / "examples"
 MLP = EXAMPLES / "mlp_regression.py"
 
 

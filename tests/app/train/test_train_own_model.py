@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from app.train.own_model import SETTINGS_KEY
 from core.train.experiment import load_experiment
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "core" / "train" / "examples"
 MLP = EXAMPLES / "mlp_regression.py"
 
 # a tiny classifier: a Linear(4, HIDDEN) net on 2 batches of 16; the file counts its imports

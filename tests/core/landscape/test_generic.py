@@ -12,7 +12,7 @@ from core.landscape.directions import LandscapeError, flat_parameters, random_di
 from core.landscape.generic import GenericEvaluator
 from core.train.experiment import load_experiment
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "core" / "train" / "examples"
 
 
 def naive(model, batches, loss_fn, theta):

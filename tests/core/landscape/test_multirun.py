@@ -18,7 +18,7 @@ from core.train.runs import RunRecord
 from core.train.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[3]
-MLP = ROOT / "assets" / "examples" / "mlp_regression.py"
+MLP = ROOT / "core" / "train" / "examples" / "mlp_regression.py"
 SMALL = lj.Request(resolution=5, eigenvalues=0)
 
 

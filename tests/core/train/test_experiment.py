@@ -13,7 +13,7 @@ from core.train.checkpoints import CheckpointError
 from core.train.experiment import ExperimentError, load_experiment, to_device
 from core.train.weights import load_weights
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "core" / "train" / "examples"
 
 GOOD = """
 import torch
