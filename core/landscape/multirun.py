@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,7 @@ from core.landscape.eigenplane import hessian_directions
 from core.landscape.job import Planned, Request
 from core.landscape.plane import Grid, Landscape, Row, axes
 from core.landscape.problems import problem_for, resolve_device
-from core.landscape.subject import Subject
+from core.landscape.subject import Subject, find_checkpoint
 from core.train.experiment import ExperimentError
 
 MULTI_DIRECTIONS = ("endpoints", "pca", "random", "hessian")
@@ -198,24 +197,6 @@ def make_plane(
 
 
 # --- finding the runs' checkpoints ---------------------------------------------------------
-
-
-def find_checkpoint(path: str | Path, run_file: str | Path | None) -> Path | None:
-    """Where a run record's checkpoint ``path`` is now, or None.
-
-    `losslab train --checkpoint best.pt` records the path as typed, relative to the folder it
-    was run in; opened from anywhere else the run would have lost it. So a relative path that
-    is not found from here is looked for next to the run's JSON (as typed, then by its name)."""
-    p = Path(path)
-    if p.exists():
-        return p
-    if p.is_absolute() or run_file is None:
-        return None
-    folder = Path(run_file).parent
-    for candidate in (folder / p, folder / p.name):
-        if candidate.exists():
-            return candidate
-    return None
 
 
 # --- checking the runs -----------------------------------------------------------------------

@@ -62,12 +62,13 @@ def load_subject(
     """
     record = _record(run)
     if record is not None and record.config.get("model_file"):
-        return load_model_subject(record.config["model_file"], checkpoint, record)
+        where = run if isinstance(run, str | Path) else None
+        return load_model_subject(record.config["model_file"], checkpoint, record, run_file=where)
     if checkpoint is None:
         paths = [c["path"] for c in (record.checkpoints if record else [])]
         if not paths:
             raise LandscapeError("no checkpoint: give one (the run names none)")
-        checkpoint = paths[-1]
+        checkpoint = _checkpoint_of(record, run)
     try:
         ck = load_checkpoint(checkpoint)
     except CheckpointError as exc:
@@ -132,6 +133,31 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
+def find_checkpoint(path: str | Path, run_file: str | Path | None) -> Path | None:
+    """Where a run record's checkpoint ``path`` is now, or None.
+
+    `losslab train --checkpoint best.pt` records the path as typed, relative to the folder it
+    was run in; opened from anywhere else the run would have lost it. So a relative path that
+    is not found from here is looked for next to the run's JSON (as typed, then by its name)."""
+    p = Path(path)
+    if p.exists():
+        return p
+    if p.is_absolute() or run_file is None:
+        return None
+    folder = Path(run_file).parent
+    for candidate in (folder / p, folder / p.name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _checkpoint_of(record: RunRecord, run: str | RunRecord | None) -> str:
+    """The run's best checkpoint, found next to its JSON when recorded relative to elsewhere."""
+    path = record.checkpoints[-1]["path"]
+    found = find_checkpoint(path, run if isinstance(run, str | Path) else None)
+    return str(found) if found is not None else path
+
+
 def _record(run: str | RunRecord | None) -> RunRecord | None:
     if isinstance(run, RunRecord) or run is None:
         return run
@@ -146,6 +172,7 @@ def load_model_subject(
     checkpoint: str | None = None,
     run: str | RunRecord | None = None,
     payload: Any = None,
+    run_file: str | Path | None = None,
 ) -> Subject:
     """The user's own model (an experiment file) with weights from ``checkpoint`` (LossLab's,
     a plain ``state_dict``, Lightning's, ...; default: the run's best checkpoint, else the
@@ -160,7 +187,7 @@ def load_model_subject(
         raise LandscapeError(str(exc)) from None
     if checkpoint is None and record is not None:
         paths = [c["path"] for c in record.checkpoints]
-        checkpoint = paths[-1] if paths else None
+        checkpoint = _checkpoint_of(record, run_file or run) if paths else None
     epoch = val_loss = None
     if checkpoint is not None:
         try:

@@ -143,3 +143,22 @@ def test_landscape_errors_are_messages(cli, trained_run, tmp_path):
     out = cli("landscape", "--run", run, "--grid", "many", "--out", npz)
     assert out.returncode == 2 and "invalid int value" in out.stderr  # argparse's own
     assert not npz.exists() and "Traceback" not in out.stderr
+
+
+def test_a_run_trained_with_a_relative_checkpoint_opens_from_another_folder(
+    cli, tmp_path, monkeypatch
+):
+    """`losslab train --checkpoint best.pt` records "best.pt"; `losslab landscape --run` from
+    another folder used to fail with "no checkpoint at best.pt"."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.chdir(runs)
+    r = cli("train", "linreg", "--epochs", "3", "--out", "a.json", "--checkpoint", "best.pt")
+    assert r.returncode == 0, r.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = elsewhere / "l.npz"
+    r = cli("landscape", "--run", runs / "a.json", "--grid", "5", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert out.exists()
