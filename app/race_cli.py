@@ -138,12 +138,23 @@ def run_race(args: argparse.Namespace) -> int:
 
         return run_sweep(args)
     if args.list_presets:
-        from core.race.session import preset_names
+        from core.race.session import PRESET_DIR, preset_names
 
+        damaged = 0
         for name in preset_names():
-            s = load_preset(name)
+            try:
+                s = load_preset(name)
+            except SessionError as exc:  # a damaged install: name the file, list the rest
+                print(f"losslab: preset {PRESET_DIR / (name + '.json')} is damaged: {exc}",
+                      file=sys.stderr)  # fmt: skip
+                damaged += 1
+                continue
             print(f"{name:26s} {s.name}: {s.caption}")
-        return 0
+        if not preset_names():
+            print(f"losslab: no presets found in {PRESET_DIR} (the install is incomplete)",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        return 1 if damaged else 0
     if not args.out:
         args.parser.error("--out is required (a .png, .svg, .gif, .mp4, .json or .csv file)")
     for out in args.out:

@@ -217,3 +217,21 @@ def test_an_unwritable_mp4_path_is_refused_before_the_race(cli, tmp_path, bad):
     assert r.returncode == 2 and f"cannot write {tmp_path / bad}: " in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
     assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+
+
+def test_list_presets_names_a_damaged_preset_and_lists_the_rest(cli, tmp_path, monkeypatch):
+    import shutil
+
+    from core.race import session
+
+    folder = tmp_path / "presets"
+    shutil.copytree(session.PRESET_DIR, folder)
+    (folder / "lr_too_high.json").write_text("{ not json")
+    monkeypatch.setattr(session, "PRESET_DIR", folder)
+    r = cli("race", "--list-presets")
+    assert r.returncode == 1
+    assert "lr_too_high.json is damaged" in r.stderr and "Traceback" not in r.stderr
+    assert "momentum_overshoot" in r.stdout and "lr_too_high" not in r.stdout
+    monkeypatch.setattr(session, "PRESET_DIR", tmp_path / "gone")
+    r = cli("race", "--list-presets")
+    assert r.returncode == 1 and "no presets found" in r.stderr
