@@ -35,25 +35,18 @@ def load_run(file: str):
     to another folder), and a note when its trajectory file is gone (the run is then its end
     point alone, as the issue asks, instead of refused). LandscapeError naming the run when it
     saved no checkpoint or it is gone."""
-    import json
-
     from core.landscape.directions import LandscapeError
     from core.landscape.multirun import find_checkpoint
     from core.train.runs import RunFileError, RunRecord
 
-    note = ""
     try:
         record = RunRecord.load(file)
     except RunFileError as exc:
-        try:  # a readable JSON whose .trajectory.npz was deleted or moved
-            data = json.loads(Path(file).read_text(encoding="utf-8"))
-            traj = data.get("trajectory") if isinstance(data, dict) else None
-            record = RunRecord.from_json(data, file) if traj else None
-        except (OSError, ValueError, RunFileError):
-            record = None
-        if record is None:
-            raise LandscapeError(str(exc)) from None
-        note = f"its trajectory {Path(traj).name} cannot be read, so its end point only"
+        raise LandscapeError(str(exc)) from None
+    note = ""
+    if record.trajectory_problem:  # a .trajectory.npz deleted or moved: the end point alone
+        name = record.trajectory_problem.split(":")[0]
+        note = f"its trajectory {name} cannot be read, so its end point only"
     if not record.checkpoints:
         raise LandscapeError(
             f"{file}: the run saved no checkpoint (train it with --checkpoint BEST.pt)"

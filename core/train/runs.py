@@ -54,6 +54,9 @@ class RunRecord:
     finished: dict[str, Any] = field(default_factory=dict)
     snapshot_steps: np.ndarray | None = None
     snapshots: np.ndarray | None = None
+    # why the recorded trajectory could not be read ("" when it was, or the run kept none):
+    # such a run still opens, as its end point alone
+    trajectory_problem: str = ""
 
     @classmethod
     def for_config(cls, config: TrainConfig, name: str = "") -> RunRecord:
@@ -196,7 +199,9 @@ class RunRecord:
                 with np.load(traj_path, allow_pickle=False) as npz:
                     rec.snapshot_steps, rec.snapshots = npz["steps"], npz["params"]
             except (OSError, KeyError, ValueError) as exc:
-                raise RunFileError(f"{traj_path}: cannot read the trajectory ({exc})") from None
+                rec.snapshot_steps = rec.snapshots = None
+                rec.trajectory_problem = f"{traj_path.name}: cannot read the trajectory ({exc})"
+
         return rec
 
 

@@ -436,3 +436,22 @@ def test_the_config_is_resolved_once(monkeypatch):
 def test_lenet_on_synthetic_digits_is_labelled_so():
     started = next(iter(train(TrainConfig(task="lenet", dataset="synthetic", limit=64))))
     assert started.label == "LeNet-5 on synthetic digits (not MNIST)"
+
+
+def test_a_run_whose_trajectory_is_gone_still_opens_and_says_why(tmp_path):
+    """A deleted .trajectory.npz used to make the whole run unreadable; now the run opens as
+    its end point alone (the Landscape says so) and the reason is kept."""
+    from core.train.runs import RunRecord
+
+    rec = RunRecord.for_config(TrainConfig(task="linreg", epochs=2), name="r")
+    for event in train(TrainConfig(task="linreg", epochs=2)):
+        rec.add(event)
+    out = tmp_path / "r.json"
+    rec.save(out)
+    back = RunRecord.load(out)
+    assert back.snapshots is not None and back.trajectory_problem == ""
+    for f in tmp_path.glob("*.npz"):
+        f.unlink()
+    gone = RunRecord.load(out)
+    assert gone.snapshots is None and gone.epochs == back.epochs
+    assert "cannot read the trajectory" in gone.trajectory_problem
