@@ -127,6 +127,7 @@ class CurvaturePanel(QtWidgets.QWidget):
         self.result: cj.CurvatureResult | None = None
         self.planned: cj.Planned | None = None
         self._finished = False  # the running job's result has come
+        self._source_changed = False  # the running job was cancelled by a new source
         self._build()
         self._set_running(False)
 
@@ -204,12 +205,26 @@ class CurvaturePanel(QtWidgets.QWidget):
         """What to analyse: as the Landscape's ``set_source`` (a run's JSON and/or a
         checkpoint, or an experiment file with optional weights). ``samples``: validation
         samples the loss is taken on (0: automatic, as the landscape)."""
+        changed = (run_file, checkpoint, model_file) != (
+            self.run_file,
+            self.checkpoint,
+            self.model_file,
+        )
         self.run_file, self.checkpoint, self.model_file = run_file, checkpoint, model_file
         self.samples, self.device = samples, device
         self.error.setText("")
         if self.job is None:
             self.status.setText("Press Compute." if self._ready() else "Nothing to analyse yet.")
-        self._set_running(self.job is not None)
+            self._set_running(False)
+        elif changed:
+            # its result would be for the old source, and a job waiting for Start kept the
+            # button: Compute then started the OLD analysis instead of one of the new source
+            self._cancel.set()
+            self._source_changed = True
+            self.compute_btn.setText("Compute")
+            self.compute_btn.setEnabled(False)
+            self.status.setText("The source changed: stopping the analysis of the previous one...")
+        # else the same source again: a job waiting for Start keeps its Start button
 
     def request(self) -> cj.CurvatureRequest:
         return cj.CurvatureRequest(
@@ -266,6 +281,7 @@ class CurvaturePanel(QtWidgets.QWidget):
         self.error.setText("")
         self.planned = None
         self._finished = False
+        self._source_changed = False
         self.progress.setRange(0, 0)  # busy until the cost is known
         self.progress.setFormat("")
         self.status.setText("Loading the model and its data...")
@@ -331,6 +347,7 @@ class CurvaturePanel(QtWidgets.QWidget):
 
     def _failed(self, msg: str) -> None:
         self.error.setText(f"Curvature failed: {msg}")
+        self.status.setText("")  # it said "timing one product...", which is over
         self.progress.setFormat("failed")
 
     def _done(self, job: Job, ok: bool) -> None:
@@ -339,7 +356,11 @@ class CurvaturePanel(QtWidgets.QWidget):
         self.job = None
         self.progress.setRange(0, max(1, self.progress.maximum()))
         # a cancel while the cost was being read ends the generator early, not with an error
-        if not (ok and self._finished) and not self.error.text():
+        if self._source_changed and not self._finished:
+            self.status.setText("The source changed, so the analysis of the previous one was "
+                                "cancelled. Press Compute.")  # fmt: skip
+            self.progress.setFormat("cancelled")
+        elif not (ok and self._finished) and not self.error.text():
             self.status.setText("Cancelled.")
             self.progress.setFormat("cancelled")
         self._set_running(False)

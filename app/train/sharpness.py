@@ -180,6 +180,9 @@ class SharpnessCurves:
     def __init__(self, plot: pg.PlotWidget, caption: QtWidgets.QLabel) -> None:
         self.plot, self.caption = plot, caption
         self.items: dict[Run, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self.fit = True  # the y range is ours to set, until the user pans or zooms
+        self.limit_above: float | None = None  # the shown run's limit, when above the plot
+        plot.getViewBox().sigRangeChangedManually.connect(lambda *_: setattr(self, "fit", False))
 
     def add(self, run: Run) -> None:
         curve = self.plot.plot(
@@ -222,10 +225,42 @@ class SharpnessCurves:
                     y = np.where(lrs > 0, limit.factor / lrs - limit.shift, np.nan)
                 line.setData(run.steps(), y, connect="finite")
         shown = current if current in drawn else None
+        self._fit_y(drawn, shown)
         self.caption.setText(self._caption(shown))
         limit = limit_of(shown) if shown is not None else None
         self.caption.setToolTip(limit.note if limit is not None else "")
         return any(tracks(r) for r in drawn)
+
+    def _fit_y(self, drawn: list[Run], shown: Run | None) -> None:
+        """The y range from 0 to the sharpness, with the limit line when it is near.
+
+        Autorange failed both ways: a limit far above (LeNet at lr 0.001: 1.3 against 2/lr =
+        2000) flattened the curve onto 0, and a constant sharpness (the sine fit's 5.6e5)
+        zoomed into float32 noise of a few units that read as wild swings."""
+        self.limit_above = None
+        if not self.fit:
+            return
+        values, limits = [], {}
+        for run in drawn:
+            if run not in self.items or series(run) is None:
+                continue
+            curve, line = self.items[run]
+            y = curve.getData()[1]
+            if y is not None:
+                values.extend(v for v in y if math.isfinite(v))
+            ly = line.getData()[1]
+            if ly is not None and len(ly) and np.isfinite(ly).any():
+                limits[run] = float(np.nanmax(ly))
+        if not values:
+            self.plot.enableAutoRange(axis="y")
+            return
+        lo, hi = min(0.0, min(values)), max(0.0, max(values))
+        near = [v for v in limits.values() if v <= 3 * hi]  # the climb to it stays readable
+        hi = max([hi, *near])
+        if shown in limits and limits[shown] > hi:
+            self.limit_above = limits[shown]
+        span = hi - lo or 1.0
+        self.plot.setYRange(lo - 0.02 * span, hi + 0.08 * span, padding=0)
 
     def _caption(self, run: Run | None) -> str:
         if run is None or not tracks(run):
@@ -240,7 +275,10 @@ class SharpnessCurves:
                 f"<b>Sharpness</b>; no limit line for {html.escape(label)}: its stability "
                 "depends on the preconditioned sharpness (Cohen et al. 2022)"
             )
-        return f"<b>Sharpness</b>; dashed: the limit {html.escape(limit.label)}"
+        text = f"<b>Sharpness</b>; dashed: the limit {html.escape(limit.label)}"
+        if self.limit_above is not None:
+            text += f" (= {self.limit_above:.4g}, above the plot)"
+        return text
 
 
 __all__ = [

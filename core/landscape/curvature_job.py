@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -284,7 +284,9 @@ def analyse(
         raise CurvatureError("the model has no trainable parameters")
     n = sum(p.numel() for p in params)
     if request.top > n:
-        raise ValueError(f"Invalid top: {request.top} (the model has {n} parameters)")
+        # a small model (the sine fit's 4 weights) asked for the default top 5: it has only
+        # n eigenvalues, so all of them are the answer (refusing failed the first Compute)
+        request = replace(request, top=n)
     like = params[0].detach()
     hvp = _guarded(hvp_of(params, lambda: terms(m)))
     g = torch.Generator().manual_seed(request.seed)

@@ -193,6 +193,15 @@ class SharpnessTracker:
                 "sharpness tracking turned off: the loss cannot be differentiated twice "
                 f"({type(exc).__name__}: {_first_line(exc)}); training goes on"
             ) from None
+        if value < 0 and math.isfinite(value):
+            # power iteration finds the largest |λ|: a negative one (LeNet near its start)
+            # was plotted as the sharpness. H - λI is positive semi-definite, its top is the
+            # top eigenvalue of H minus λ
+            g = torch.Generator().manual_seed(self.seed + 1)
+            v1 = torch.randn(v.numel(), generator=g, dtype=v.dtype).to(v.device)  # (P,)
+            shift = value
+            top, v, more = power_iteration(lambda u: hvp(u) - shift * u, v1, FIRST_ITERS, TOL)
+            value, used = top + shift, used + more
         if torch.isfinite(v).all():
             self._v = v  # the warm start of the next measurement
         return value, used

@@ -95,6 +95,7 @@ def test_a_loss_without_a_hessian_says_so_beside_the_panel(panel, qtbot, tmp_pat
     panel.compute()
     qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
     assert "cannot be differentiated twice" in panel.error.text()
+    assert "timing" not in panel.status.text()  # no stale "timing one product..." above it
     assert panel.compute_btn.isEnabled()  # the user can fix the file and try again
 
 
@@ -142,3 +143,37 @@ def test_nothing_asked_for_is_said_beside_the_button(panel, experiment):
     panel.compute()
     assert panel.job is None
     assert "nothing to compute" in panel.error.text()
+
+
+def test_a_new_source_cancels_the_old_analysis(panel, qtbot, experiment, tmp_path, monkeypatch):
+    # a job waiting for Start kept running after the source changed, and Compute then
+    # started the old source's analysis
+    monkeypatch.setattr(cp, "CONFIRM_SECONDS", 0.0)
+    panel.set_source(None, None, experiment)
+    panel.compute()
+    qtbot.waitUntil(lambda: panel.compute_btn.text().startswith("Start"), timeout=60_000)
+    other = tmp_path / "other.py"
+    other.write_text(EXPERIMENT.replace("nn.Linear(8, 1)", "nn.Linear(8, 2), nn.Linear(2, 1)"))
+    panel.set_source(None, None, str(other))
+    qtbot.waitUntil(lambda: panel.job is None, timeout=30_000)
+    assert panel.result is None and "source changed" in panel.status.text()
+    assert panel.compute_btn.text() == "Compute" and panel.compute_btn.isEnabled()
+    monkeypatch.setattr(cp, "CONFIRM_SECONDS", 1e9)
+    panel.top.setValue(1)
+    panel.compute_btn.click()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
+    assert (
+        panel.result is not None and panel.result.parameters == 45
+    )  # the new model, not the 33 of the old
+
+
+def test_the_same_source_again_keeps_the_analysis(panel, qtbot, experiment, monkeypatch):
+    monkeypatch.setattr(cp, "CONFIRM_SECONDS", 0.0)
+    panel.set_source(None, None, experiment)
+    panel.compute()
+    qtbot.waitUntil(lambda: panel.compute_btn.text().startswith("Start"), timeout=60_000)
+    panel.set_source(None, None, experiment, samples=0)  # e.g. the workspace re-sent it
+    assert panel.job is not None and not panel._cancel.is_set()
+    panel.compute_btn.click()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
+    assert panel.result is not None

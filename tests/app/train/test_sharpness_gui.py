@@ -113,3 +113,56 @@ def test_tracking_turned_off_is_said_in_red_under_the_plots(ws):
     text = details(run, [], ws.runs)
     assert off in text and "color:" in text
     assert sharpness.tracks(run)
+
+
+def _fake_run(ws, lr: float, values: list[float]):
+    """A running SGD run at ``lr`` with one sharpness measurement per step."""
+    from app.train import sharpness
+    from core.optimizers import OptimizerSpec
+    from core.train.runs import RunRecord
+    from core.train.training import Sharpness, TrainConfig
+
+    spec = OptimizerSpec("sgd", {"lr": lr})
+    config = TrainConfig(task="linreg", track_sharpness=1, optimizer=spec).resolved()
+    run = ws.controller.add_run(RunRecord.for_config(config, "x"), "running")
+    for i, v in enumerate(values, 1):
+        for key in run.record.steps:
+            run.record.steps[key].append({"step": i, "lr": lr}.get(key, 1.0))
+        sharpness.add_event(run, Sharpness(i, 1, v, v, 0, 0.1, 0.01, ""))
+    ws.plots.redraw(force=True)
+    return run
+
+
+def _y_range(ws):
+    plot = ws.plots.findChild(pg.PlotWidget, "sharpness_plot")
+    return plot.getViewBox().viewRange()[1]
+
+
+def test_a_limit_far_above_leaves_the_curve_readable(ws):
+    # LeNet at lr 0.001: sharpness ~1.3 against 2/lr = 2000 drew the curve flat on 0
+    _fake_run(ws, 0.001, [0.5, 1.0, 1.3])
+    lo, hi = _y_range(ws)
+    assert lo <= 0 and 1.3 < hi < 5
+    caption = ws.plots.findChild(QtWidgets.QLabel, "sharpness_caption").text()
+    assert "2/lr" in caption and "2000, above the plot" in caption
+
+
+def test_a_near_limit_is_in_view_and_a_constant_sharpness_reads_flat(ws):
+    run = _fake_run(ws, 0.01, [150.0, 170.0, 190.0])  # climbing to 2/lr = 200
+    lo, hi = _y_range(ws)
+    assert lo <= 0 and hi > 200
+    assert "above the plot" not in ws.plots.findChild(QtWidgets.QLabel, "sharpness_caption").text()
+    ws.plots.sharp.set_visible(run, False)
+    # the sine fit: a constant 5.6e5 with float32 noise of a few units zoomed into the noise
+    _fake_run(ws, 1e-7, [562120.0, 562122.0, 562121.0])
+    lo, hi = _y_range(ws)
+    assert lo <= 0 and hi > 562122
+
+
+def test_after_the_user_zooms_the_range_is_theirs(ws):
+    _fake_run(ws, 0.001, [0.5, 1.0, 1.3])
+    plot = ws.plots.findChild(pg.PlotWidget, "sharpness_plot")
+    plot.getViewBox().sigRangeChangedManually.emit([False, True])
+    plot.setYRange(10, 20, padding=0)
+    ws.plots.redraw(force=True)
+    assert plot.getViewBox().viewRange()[1] == pytest.approx([10, 20])

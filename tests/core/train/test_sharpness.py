@@ -206,3 +206,15 @@ def test_an_experiment_file_is_tracked(tmp_path):
     sharp = [e for e in _events(config) if isinstance(e, Sharpness)]
     assert [e.step for e in sharp] == [2, 4] and all(e.value > 0 for e in sharp)
     assert sharp[0].limit == pytest.approx(2 * 1.9 / 0.05)
+
+
+def test_a_larger_negative_eigenvalue_is_not_reported_as_the_sharpness():
+    # eigenvalues 2, 0.5 and -3: power iteration alone found -3 (LeNet near its start plotted
+    # negative sharpness); the sharpness is the top eigenvalue, 2 (to ~1e-3: the tracker TOL)
+    w = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    d = torch.tensor([2.0, 0.5, -3.0], dtype=torch.float64)
+    tracker = SharpnessTracker(1, stability_limit(OptimizerSpec("sgd", {"lr": 0.1})))
+    e = tracker.measure([w], lambda: 0.5 * (d * w**2).sum(), 1, 1, 0.1)
+    assert e.message == "" and e.value == pytest.approx(2.0, rel=5e-3)
+    again = tracker.measure([w], lambda: 0.5 * (d * w**2).sum(), 2, 1, 0.1)  # warm-started
+    assert again.value == pytest.approx(2.0, rel=5e-3)
