@@ -104,6 +104,8 @@ class LandscapeWorkspace(
         self.centre_tabs.addTab(self.curvature, "Curvature")
         vsplit.addWidget(self.centre_tabs)
         vsplit.addWidget(bottom)
+        # the line and the facts belong to the map; the Curvature tab has its own numbers
+        self.centre_tabs.currentChanged.connect(lambda i: bottom.setVisible(i == 0))
         vsplit.setStretchFactor(0, 3)
         vsplit.setStretchFactor(1, 1)
         vsplit.setSizes([700, 220])

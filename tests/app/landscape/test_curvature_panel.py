@@ -177,3 +177,13 @@ def test_the_same_source_again_keeps_the_analysis(panel, qtbot, experiment, monk
     panel.compute_btn.click()
     qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
     assert panel.result is not None
+
+
+def test_the_curvature_tab_hides_the_maps_line_and_facts(lw, qtbot):
+    lw.show()
+    line = lw.line
+    assert line.isVisible()
+    lw.centre_tabs.setCurrentIndex(1)
+    assert not line.isVisible()
+    lw.centre_tabs.setCurrentIndex(0)
+    assert line.isVisible()
