@@ -171,7 +171,10 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=256)
     ap.add_argument("--frames", type=int, default=120, help="GIF frames (default 120)")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}"
+    )
     bench_racers(args.repeats, args.steps)
     bench_grid(500, args.side)
     bench_gif(args.frames, args.repeats)

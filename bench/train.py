@@ -121,7 +121,10 @@ def main() -> None:
     source = (
         data.load_mnist(args.data_dir).source if args.data_dir else "synthetic digits (not MNIST)"
     )
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; data: {source}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; data: {source}"
+    )
     print(
         f"LeNet-5, SGD(0.01, 0.9), {args.epochs} epoch(s); each run in a fresh process, "
         f"alternating which goes first; median of {args.repeats}"
