@@ -253,7 +253,7 @@ def run(
         yield line
     if req.eigenvalues:
         try:
-            values = problem.hessian(req.eigenvalues, should_stop)
+            values, _ = problem.hessian(req.eigenvalues, should_stop)
         except InterruptedError:
             return
         extras["hessian"] = values

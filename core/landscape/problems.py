@@ -47,7 +47,31 @@ class Problem(Protocol):
 
     def line(self, start: torch.Tensor, end: torch.Tensor, points: int) -> Line: ...
 
-    def hessian(self, k: int, should_stop: Callable[[], bool] | None) -> np.ndarray: ...
+    def hessian(
+        self,
+        k: int,
+        should_stop: Callable[[], bool] | None,
+        iters: int = 20,
+        tol: float = 1e-3,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """The top ``k`` (largest-magnitude) Hessian eigenvalues of the loss at the model's
+        weights and their unit eigenvectors ``(k, P)``; LandscapeError when the loss cannot be
+        differentiated twice."""
+        ...
+
+
+def _second_derivatives(compute: Callable[[], tuple[np.ndarray, torch.Tensor]]):
+    """``compute()``, with a loss that has no second derivative said in words."""
+    try:
+        return compute()
+    except RuntimeError as exc:  # e.g. an op without a double backward
+        raise LandscapeError(
+            f"the Hessian of this loss cannot be computed (it is not twice differentiable "
+            f"here: {exc})"
+        ) from None
+    except ExperimentError as exc:
+        raise LandscapeError(str(exc)) from None
 
 
 class TaskProblem:
@@ -74,12 +98,20 @@ class TaskProblem:
             self.model, self.loss_fn, self.x, self.y, start, end, points, classes=self.classes
         )
 
-    def hessian(self, k: int, should_stop) -> np.ndarray:
-        values, _ = hessian_eigs(
-            self.model, self.loss_fn, self.x, self.y, k=k, iters=20, tol=1e-3,
-            should_stop=should_stop,
-        )  # fmt: skip
-        return values
+    def hessian(self, k, should_stop, iters=20, tol=1e-3, seed=0):
+        return _second_derivatives(
+            lambda: hessian_eigs(
+                self.model,
+                self.loss_fn,
+                self.x,
+                self.y,
+                k=k,
+                iters=iters,
+                tol=tol,
+                seed=seed,
+                should_stop=should_stop,
+            )  # fmt: skip
+        )
 
 
 class OwnProblem:
@@ -125,23 +157,16 @@ class OwnProblem:
         acc = np.array([v[1] for v in vals]) if self.classes else None
         return Line(t, np.array([v[0] for v in vals]), acc)
 
-    def hessian(self, k: int, should_stop) -> np.ndarray:
+    def hessian(self, k, should_stop, iters=20, tol=1e-3, seed=0):
         def terms(m):
             for b in self.batches:
                 yield self.loss(m, b) / self.n
 
-        try:
-            values, _ = hessian_eigs_of(
-                self.model, terms, k=k, iters=20, tol=1e-3, should_stop=should_stop
+        return _second_derivatives(
+            lambda: hessian_eigs_of(
+                self.model, terms, k=k, iters=iters, tol=tol, seed=seed, should_stop=should_stop
             )
-        except RuntimeError as exc:  # e.g. an op without a double backward
-            raise LandscapeError(
-                f"the Hessian of this loss cannot be computed (it is not twice differentiable "
-                f"here: {exc})"
-            ) from None
-        except ExperimentError as exc:
-            raise LandscapeError(str(exc)) from None
-        return values
+        )
 
 
 def problem_for(subject: Subject, samples: int, device: str) -> Problem:
