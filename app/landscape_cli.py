@@ -183,7 +183,7 @@ def run_landscape(args: argparse.Namespace) -> int:
                         "checkpoint and model file), in one process")  # fmt: skip
         from app.landscape.runs_cli import compute_runs
 
-        return compute_runs(args, size, fail, _write)
+        return compute_runs(args, size, fail, write_all)
     args.run = runs[0] if runs else None
     if args.directions is None:
         args.directions = "random"
@@ -228,7 +228,6 @@ def _without_workers(argv: list[str]) -> list[str]:
 
 
 def _rerender(args, size, fail) -> int:
-    from app.export import ExportError
     from core.landscape import formats
     from core.landscape.directions import LandscapeError
     from core.landscape.plane import Landscape
@@ -240,13 +239,7 @@ def _rerender(args, size, fail) -> int:
     if not isinstance(land, Landscape):
         return fail(f"{args.load} holds a 1-D line, not a 2-D landscape: nothing to draw here")
     print(f"Loaded {args.load}: {len(land.alphas)}x{len(land.betas)} grid, {land.directions}")
-    for out in args.out:
-        try:
-            _write(land, out, size, args)
-        except (OSError, ExportError, LandscapeError) as exc:
-            return fail(f"cannot write {out}: {exc}", 1)
-        print(f"Wrote {out}")
-    return 0
+    return write_all(land, args, size, fail, keep=False)  # it is in a file already
 
 
 def _write(land, out: str, size, args) -> None:
@@ -261,7 +254,6 @@ def _write(land, out: str, size, args) -> None:
 def _compute(args, size, world, fail) -> int:
     import signal
 
-    from app.export import ExportError
     from core.landscape import distributed as dist
     from core.landscape import job as lj
     from core.landscape.directions import LandscapeError
@@ -362,15 +354,28 @@ def _compute(args, size, world, fail) -> int:
             f"PCA explains {100 * land.explained[0]:.1f}% + {100 * land.explained[1]:.1f}% "
             "of the path's variance"
         )
+    code = write_all(land, args, size, fail, say)
+    if code == 0:
+        partial.unlink(missing_ok=True)  # everything is written: nothing left to resume
+    return code
+
+
+def write_all(land, args, size, fail, say=print, keep: bool = True) -> int:
+    """Write every ``--out``. When one cannot be written, a computed grid is not lost: it is
+    kept in ``losslab-landscape-*.npz`` (see :func:`_keep`) and the error says where."""
+    from app.export import ExportError
+    from core.landscape.directions import LandscapeError
+
     for out in args.out:
         try:
             _write(land, out, size, args)
         except (OSError, ExportError, LandscapeError) as exc:
+            if not keep:
+                return fail(f"cannot write {out}: {exc}", 1)
             kept = _keep(land)
             where = f"the grid is kept in {kept}" if kept else "the grid could not be kept either"
             return fail(f"cannot write {out}: {exc}; {where}", 1)
         say(f"Wrote {out}")
-    partial.unlink(missing_ok=True)  # everything is written: nothing left to resume
     return 0
 
 

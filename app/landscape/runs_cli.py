@@ -59,10 +59,9 @@ def load_run(file: str):
     return record, str(found), note
 
 
-def compute_runs(args, size, fail, write) -> int:
-    """Compute and write; ``fail(msg, code=2)`` reports an error, ``write(land, out, size,
-    args)`` writes one output."""
-    from app.export import ExportError
+def compute_runs(args, size, fail, write_all) -> int:
+    """Compute and write; ``fail(msg, code=2)`` reports an error, ``write_all(land, args,
+    size, fail)`` writes every output (keeping the grid when one cannot be written)."""
     from core.landscape import job as lj
     from core.landscape import multirun as mr
     from core.landscape.directions import LandscapeError
@@ -153,13 +152,7 @@ def compute_runs(args, size, fail, write) -> int:
         f"{time.perf_counter() - t0:.1f} s; loss {np.nanmin(land.loss):.5g} .. "
         f"{np.nanmax(land.loss):.5g}"
     )
-    for out in args.out:
-        try:
-            write(land, out, size, args)
-        except (OSError, ExportError, LandscapeError) as exc:
-            return fail(f"cannot write {out}: {exc}", 1)
-        print(f"Wrote {out}")
-    return 0
+    return write_all(land, args, size, fail)
 
 
 __all__ = ["compute_runs", "parse_pair"]

@@ -165,3 +165,21 @@ def test_no_barrier_is_said_without_a_place(cli, two, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "barrier height: 0 (none: on the line from" in out.stdout
     assert "at t = 0" not in out.stdout
+
+
+def test_a_failed_write_keeps_the_grid_of_several_runs(cli, two, tmp_path, monkeypatch):
+    """A picture that cannot be written used to lose the several-run grid (the one-run path
+    kept it): both now keep it in losslab-landscape-*.npz and say where."""
+    import app.landscape_cli as lc
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lc, "_picture", full_disk)
+    monkeypatch.chdir(tmp_path)
+    got = cli("landscape", "--run", two[0], "--run", two[1], *FAST, "--out", "m.png")
+    assert got.returncode == 1 and "No space left" in got.stderr
+    kept = list(tmp_path.glob("losslab-landscape-*.npz"))
+    assert len(kept) == 1 and str(kept[0]) in got.stderr
+    with np.load(kept[0]) as z:
+        assert z["path_0"].shape[1] == 2 and z["path_1"].shape[1] == 2
