@@ -137,6 +137,31 @@ def cli(capsys):
     return run
 
 
+# --- saved runs -------------------------------------------------------------------------------
+
+
+def _save_run(folder, name: str, **config):
+    """Train ``TrainConfig(**config)`` (default: the sine fit for 6 epochs) with its best
+    checkpoint ``folder/NAME.pt`` and save its record as ``folder/NAME.json``; that path."""
+    from core.train.runs import RunRecord
+    from core.train.training import TrainConfig, train
+
+    config.setdefault("task", "sine")
+    config.setdefault("epochs", 6)
+    cfg = TrainConfig(checkpoint=str(folder / f"{name}.pt"), **config)
+    rec = RunRecord.for_config(cfg, name)
+    for event in train(cfg):
+        rec.add(event)
+    return rec.save(folder / f"{name}.json")
+
+
+@pytest.fixture(scope="session")
+def save_run():
+    """``save_run(folder, name, **TrainConfig fields)``: a small real run saved as a Train
+    record with its checkpoint (for several-run landscapes); returns the JSON's path."""
+    return _save_run
+
+
 # --- one trained run, shared -------------------------------------------------------------------
 
 

@@ -7,27 +7,24 @@ from PIL import Image
 from core.landscape.plane import Landscape
 from core.optimizers import OptimizerSpec
 from core.train.runs import RunRecord
-from core.train.training import TrainConfig, train
 
 FAST = ["--grid", "5", "--eigenvalues", "0"]
 
 
-def _train(folder, name, **kw):
-    kw.setdefault("task", "linreg")
-    kw.setdefault("epochs", 8)
-    cfg = TrainConfig(checkpoint=str(folder / f"{name}.pt"), **kw)
-    rec = RunRecord.for_config(cfg, name)
-    for e in train(cfg):
-        rec.add(e)
-    return rec.save(folder / f"{name}.json")
-
-
 @pytest.fixture(scope="module")
-def two(tmp_path_factory):
+def two(tmp_path_factory, save_run):
     folder = tmp_path_factory.mktemp("cli_multi")
     return (
-        _train(folder, "sgd", optimizer=OptimizerSpec("sgd", {"lr": 0.01, "momentum": 0.9})),
-        _train(folder, "adam", optimizer=OptimizerSpec("adam", {"lr": 0.05})),
+        save_run(
+            folder,
+            "sgd",
+            task="linreg",
+            epochs=8,
+            optimizer=OptimizerSpec("sgd", {"lr": 0.01, "momentum": 0.9}),
+        ),
+        save_run(
+            folder, "adam", task="linreg", epochs=8, optimizer=OptimizerSpec("adam", {"lr": 0.05})
+        ),
     )
 
 
@@ -74,8 +71,8 @@ def test_bad_requests_for_several_runs_get_messages(cli, two, tmp_path, extra, s
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_runs_of_different_tasks_are_refused(cli, two, tmp_path):
-    sine = _train(tmp_path, "sine", task="sine", epochs=3)
+def test_runs_of_different_tasks_are_refused(cli, two, tmp_path, save_run):
+    sine = save_run(tmp_path, "sine", task="sine", epochs=3)
     out = cli("landscape", "--run", two[0], "--run", sine, *FAST, "--out", tmp_path / "x.npz")
     assert out.returncode == 2 and "different tasks or models" in out.stderr
 
@@ -99,12 +96,12 @@ def test_the_hessian_plane_of_one_run(cli, two, tmp_path):
 
 
 @pytest.mark.slow
-def test_own_model_runs_from_an_experiment_file(cli, tmp_path):
+def test_own_model_runs_from_an_experiment_file(cli, tmp_path, save_run):
     from pathlib import Path
 
     mlp = Path(__file__).resolve().parents[2] / "core" / "train" / "examples" / "mlp_regression.py"
     files = [
-        _train(tmp_path, name, task="experiment", model_file=str(mlp), epochs=1, optimizer=opt)
+        save_run(tmp_path, name, task="experiment", model_file=str(mlp), epochs=1, optimizer=opt)
         for name, opt in (
             ("sgd", OptimizerSpec("sgd", {"lr": 0.05, "momentum": 0.9})),
             ("adam", OptimizerSpec("adam", {"lr": 0.01})),

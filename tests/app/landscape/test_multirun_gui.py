@@ -11,27 +11,19 @@ from app.landscape.terrain import show_terrain
 from core.landscape.plane import Landscape
 from core.optimizers import OptimizerSpec
 from core.train.runs import RunRecord
-from core.train.training import TrainConfig, train
 
 
-def _train(folder, name, **kw):
-    kw.setdefault("task", "sine")
-    kw.setdefault("epochs", 6)
-    cfg = TrainConfig(checkpoint=str(folder / f"{name}.pt"), **kw)
-    rec = RunRecord.for_config(cfg, name)
-    for e in train(cfg):
-        rec.add(e)
-    rec.save(folder / f"{name}.json")
-    return SimpleNamespace(
-        name=name, file=folder / f"{name}.json", checkpoint=folder / f"{name}.pt"
-    )
+def _run(save_run, folder, name, **kw):
+    """A saved run as Train hands it over: its name, JSON and checkpoint."""
+    file = save_run(folder, name, **kw)
+    return SimpleNamespace(name=name, file=file, checkpoint=folder / f"{name}.pt")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, save_run):
     folder = tmp_path_factory.mktemp("gui_multi")
-    a = _train(folder, "sgd", optimizer=OptimizerSpec("sgd", {"lr": 1e-6, "momentum": 0.9}))
-    b = _train(folder, "adam", optimizer=OptimizerSpec("adam", {"lr": 0.01}))
+    a = _run(save_run, folder, "sgd", optimizer=OptimizerSpec("sgd", {"lr": 1e-6, "momentum": 0.9}))
+    b = _run(save_run, folder, "adam", optimizer=OptimizerSpec("adam", {"lr": 0.01}))
     a.colour, b.colour = "#e6194b", "#4363d8"
     return a, b
 
@@ -97,8 +89,8 @@ def test_two_runs_share_a_plane_with_legend_hover_and_barrier(lw, qtbot, runs, t
     assert drawn["colours"] == ["#e6194b", "#4363d8"] and len(drawn["paths"][1]) > 1
 
 
-def test_runs_of_different_tasks_are_refused_with_a_message(lw, runs, tmp_path):
-    lin = _train(tmp_path, "lin", task="linreg", epochs=2)
+def test_runs_of_different_tasks_are_refused_with_a_message(lw, runs, tmp_path, save_run):
+    lin = _run(save_run, tmp_path, "lin", task="linreg", epochs=2)
     assert not lw.open_runs([runs[0], lin])
     assert "different tasks or models" in lw.error.text()
     assert not _w(lw, QtWidgets.QGroupBox, "landscape_runs").isVisible()

@@ -14,33 +14,20 @@ from core.landscape.directions import LandscapeError, flat_parameters, project
 from core.landscape.plane import Landscape
 from core.landscape.subject import load_model_subject, load_subject
 from core.optimizers import OptimizerSpec
-from core.train.runs import RunRecord
-from core.train.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[3]
 MLP = ROOT / "core" / "train" / "examples" / "mlp_regression.py"
 SMALL = lj.Request(resolution=5, eigenvalues=0)
 
 
-def _train(folder: Path, name: str, **kw) -> Path:
-    kw.setdefault("task", "sine")
-    kw.setdefault("epochs", 6)
-    cfg = TrainConfig(checkpoint=str(folder / f"{name}.pt"), **kw)
-    rec = RunRecord.for_config(cfg, name)
-    for e in train(cfg):
-        rec.add(e)
-    rec.save(folder / f"{name}.json")
-    return folder / f"{name}.json"
-
-
 @pytest.fixture(scope="module")
-def sine_runs(tmp_path_factory):
+def sine_runs(tmp_path_factory, save_run):
     """Three sine fits: two optimizers from the same start (seed 0), one from another start."""
     folder = tmp_path_factory.mktemp("multi")
     return [
-        _train(folder, "sgd", optimizer=OptimizerSpec("sgd", {"lr": 1e-6, "momentum": 0.9})),
-        _train(folder, "adam", optimizer=OptimizerSpec("adam", {"lr": 0.01})),
-        _train(folder, "other", seed=3, optimizer=OptimizerSpec("adam", {"lr": 0.01})),
+        save_run(folder, "sgd", optimizer=OptimizerSpec("sgd", {"lr": 1e-6, "momentum": 0.9})),
+        save_run(folder, "adam", optimizer=OptimizerSpec("adam", {"lr": 0.01})),
+        save_run(folder, "other", seed=3, optimizer=OptimizerSpec("adam", {"lr": 0.01})),
     ]
 
 
@@ -148,8 +135,8 @@ def test_the_npz_keeps_each_path_the_names_and_the_end_points(sine_runs, tmp_pat
 # --- bad input --------------------------------------------------------------------------------
 
 
-def test_runs_of_different_tasks_are_refused(sine_runs, tmp_path):
-    lin = load_subject(None, str(_train(tmp_path, "lin", task="linreg", epochs=3)))
+def test_runs_of_different_tasks_are_refused(sine_runs, tmp_path, save_run):
+    lin = load_subject(None, str(save_run(tmp_path, "lin", task="linreg", epochs=3)))
     with pytest.raises(LandscapeError, match="different tasks or models"):
         list(mr.run_many([_subjects(sine_runs[:1])[0], lin], mr.MultiRequest(base=SMALL)))
 
@@ -174,12 +161,14 @@ def test_endpoints_need_two_runs():
 
 
 @pytest.mark.slow
-def test_own_model_runs_share_a_plane(tmp_path):
+def test_own_model_runs_share_a_plane(tmp_path, save_run):
     files = []
     for name, opt in (("sgd", OptimizerSpec("sgd", {"lr": 0.05, "momentum": 0.9})),
                       ("adam", OptimizerSpec("adam", {"lr": 0.01}))):  # fmt: skip
         files.append(
-            _train(tmp_path, name, task="experiment", model_file=str(MLP), epochs=1, optimizer=opt)
+            save_run(
+                tmp_path, name, task="experiment", model_file=str(MLP), epochs=1, optimizer=opt
+            )
         )
     subjects = [load_model_subject(str(MLP), None, str(f)) for f in files]
     done = _done(subjects, directions="endpoints")
