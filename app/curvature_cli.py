@@ -204,13 +204,14 @@ def _header(info: dict) -> list[str]:
 
 def _analyse(problem, req):
     from core.landscape import curvature_job as cj
+    from core.landscape.progress import duration
 
     bar = None
     for e in cj.analyse_problem(problem, req):
         if isinstance(e, cj.Planned):
             print(
                 f"{e.parameters:,} parameters; at most {e.products:,} Hessian-vector products, "
-                f"up to about {_duration(e.seconds)} "
+                f"up to about {duration(e.seconds)} "
                 f"(one took {cj.product_time(e.seconds_per_product)}). Ctrl+C stops.",
                 flush=True,
             )
@@ -250,14 +251,6 @@ class _Bar:
     def close(self) -> None:
         if self.tqdm is not None:
             self.tqdm.close()
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _say(r) -> None:

@@ -21,20 +21,13 @@ from app.theme import style_plot
 from app.widgets import error_label
 from app.workers import Job, describe
 from core.landscape import curvature_job as cj
+from core.landscape.progress import duration
 from core.landscape.subject import Subject
 
 CONFIRM_SECONDS = 20.0  # longer analyses wait for Start: the estimate is read first
 DENSITY_FLOOR = 1e-7  # of the peak: the log axis shows seven decades (Gaussian tails vanish)
 DENSITY_COLOUR = PALETTE[2]
 BAR_COLOUR = PALETTE[3]
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(seconds, 0.1):.2g} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 class DensityPlot(pg.PlotWidget):
@@ -308,7 +301,7 @@ class CurvaturePanel(QtWidgets.QWidget):
         layers = f", {len(e.layers)} layers" if e.layers else ""
         text = (
             f"{e.parameters:,} parameters{layers}: at most {e.products:,} Hessian-vector "
-            f"products, up to about {_duration(e.seconds)} "
+            f"products, up to about {duration(e.seconds)} "
             f"(one took {cj.product_time(e.seconds_per_product)})."
         )
         return text + (" Press <b>Start</b> to go on, or Cancel." if waiting else "")
@@ -321,7 +314,7 @@ class CurvaturePanel(QtWidgets.QWidget):
             waiting = e.seconds > CONFIRM_SECONDS
             self.status.setText(self._plan_text(e, waiting))
             if waiting:
-                self.compute_btn.setText(f"Start ({_duration(e.seconds)})")
+                self.compute_btn.setText(f"Start ({duration(e.seconds)})")
                 self.compute_btn.setEnabled(True)
         elif isinstance(e, cj.Progress):
             self.progress.setValue(e.done)
@@ -330,8 +323,8 @@ class CurvaturePanel(QtWidgets.QWidget):
             self._finished = True
             self.show_result(e.result)
             self.progress.setValue(self.progress.maximum())
-            self.progress.setFormat(f"done in {_duration(e.result.seconds)}")
-            self.message.emit(f"Curvature computed in {_duration(e.result.seconds)}")
+            self.progress.setFormat(f"done in {duration(e.result.seconds)}")
+            self.message.emit(f"Curvature computed in {duration(e.result.seconds)}")
         elif isinstance(e, Subject):  # loaded
             self.status.setText(f"{html.escape(e.name)}: {html.escape(e.source)}; timing one "
                                 "Hessian-vector product...")  # fmt: skip
@@ -396,7 +389,7 @@ def summary_html(r: cj.CurvatureResult) -> str:
         d = r.density
         lines.append(f"density: {d.nodes.shape[0]} Lanczos runs × {d.nodes.shape[1]} steps, "
                      f"Gaussian width {d.sigma:.2g}")  # fmt: skip
-    lines.append(f"{r.products:,} Hessian-vector products in {_duration(r.seconds)}")
+    lines.append(f"{r.products:,} Hessian-vector products in {duration(r.seconds)}")
     return "<br>".join(lines)
 
 
