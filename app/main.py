@@ -139,9 +139,11 @@ def set_identity(app) -> None:
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    # torch's OpenMP threads sleep instead of spinning while they wait, so training on every
-    # core beside the window's thread doesn't starve it (app.train.controller.leave_a_core)
-    os.environ.setdefault("GOMP_SPINCOUNT", "0")
+    # torch's OpenMP threads spin briefly, then sleep, while they wait, so training on every
+    # core beside the window's thread doesn't starve it (app.openmp, before torch loads)
+    from app.openmp import wait_briefly
+
+    wait_briefly()
     from PySide6 import QtCore, QtWidgets
 
     QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)

@@ -9,9 +9,11 @@ workspace drawing vs. the same training with no window at all).
 Needs MNIST: LOSSLAB_DATA_DIR (or --data-dir) must name a folder with the MNIST files.
 Rendering is Qt's offscreen raster (the same software painting a desktop without GL uses).
 
-The window's process waits passively in OpenMP (GOMP_SPINCOUNT=0, as app.main sets it), so
-torch trains on every core beside the window; "no window" is torch's defaults, and the
-"passive waits" column is the same bare run with the window's setting. Other load on the
+The window's process spins briefly, then sleeps, in OpenMP waits (GOMP_SPINCOUNT=30000, as
+app.main sets it, see app.openmp), so torch trains on every core beside the window; "no
+window" is torch's defaults, and the "window's OpenMP waits" column is the same bare run with
+the window's setting. The steps are timed on the thread that trains, from the first to the last
+(validation and saving after the epoch are a column of their own). Other load on the
 machine hurts spinning OpenMP threads most: read the load averages printed with the table.
 
 Run: LOSSLAB_DATA_DIR=../shared/data/mnist .venv/bin/python bench/train_gui.py [--repeats N]
@@ -29,17 +31,19 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# What the window's process runs with (app.main sets it before torch loads, see
-# app.train.controller.leave_a_core): torch's OpenMP threads sleep rather than spin while they
-# wait, so the window's thread and two torch threads can share two cores. The "no window"
-# child runs with torch's defaults. --spin measures the window with the defaults too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.openmp import PASSIVE_ENV, wait_briefly  # noqa: E402 (imports neither torch nor Qt)
+
+# What the window's process runs with (app.main sets it before torch loads, see app.openmp):
+# torch's OpenMP threads spin briefly, then sleep, while they wait, so the window's thread and
+# two torch threads can share two cores. The "no window" child runs with torch's defaults.
+# --spin measures the window with the defaults too.
 SPIN = "--spin" in sys.argv
 SPINCOUNT = sys.argv[sys.argv.index("--spincount") + 1] if "--spincount" in sys.argv else None
 if SPINCOUNT is not None:
     os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
 elif not SPIN and "--bare" not in sys.argv:
-    os.environ.setdefault("GOMP_SPINCOUNT", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    wait_briefly()
 
 TICK_MS = 16
 # What the window's run can be measured with, beside the app as it is (--variants): each is a
@@ -50,6 +54,7 @@ VARIANTS = {
     "switch-5ms": {"switch": 0.005},  # CPython's default
     "switch-1ms": {"switch": 0.001},
     "1-thread": {"threads": 1},
+    "2-threads": {"threads": 2},
     "draw-5%": {"draw": 0.05},
 }
 
@@ -98,6 +103,8 @@ def one_epoch_in_window(app, batch: int, variant: str = "app") -> dict:
 def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a class)
     from PySide6 import QtCore
 
+    from core.train.training import Step
+
     settings = QtCore.QSettings(
         str(Path(tempfile.mkdtemp()) / "s.ini"), QtCore.QSettings.Format.IniFormat
     )
@@ -116,6 +123,19 @@ def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a c
     timer.setInterval(TICK_MS)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     # measure from the first step to the end of the epoch (not data loading or start-up)
+    # the training steps are timed where they run, on the worker thread, as bare_epoch times
+    # them: the window's run also validates, writes its checkpoint and saves its record after
+    # the last step, which a bare loop doesn't (that once cost the window ~15% of a 2 s epoch)
+    stamps: list[float] = []
+    make = t.controller.train
+
+    def timed(config, control):
+        for e in make(config, control):
+            if isinstance(e, Step):
+                stamps.append((time.perf_counter(), e.step))
+            yield e
+
+    t.controller.train = timed
     t.start()
     if "switch" in knobs:  # after start: the app may set its own when a run starts
         sys.setswitchinterval(knobs["switch"])
@@ -131,7 +151,7 @@ def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a c
     wait_in_event_loop(lambda: not t.save_jobs)
     t_end = time.perf_counter()
     steps = run.record.steps["step"][-1] - n_first
-    images = steps * batch
+    (t0, s0), (t1, s1) = stamps[0], stamps[-1]
     gaps = [1000 * (b - a) for a, b in zip(ticks, ticks[1:], strict=False)]
     delays = [max(0.0, g - TICK_MS) for g in gaps]
     w.close()
@@ -142,7 +162,8 @@ def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a c
         "p99": statistics.quantiles(delays, n=100)[98],
         "median": statistics.median(delays),
         "ticks": len(ticks),
-        "img_s": images / (t_end - t_first),
+        "img_s": (s1 - s0) * batch / (t1 - t0),  # first to last step, as bare_epoch
+        "img_s_all": steps * batch / (t_end - t_first),  # and with validation and saving
         "gui_cpu": gui_cpu,
     }
 
@@ -153,7 +174,7 @@ def bare_in_fresh_process(batch: int, passive: bool = False) -> float:
     torch's defaults, or (``passive``) with the window's OpenMP setting."""
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     if passive:
-        env["GOMP_SPINCOUNT"] = "0"
+        env["GOMP_SPINCOUNT"] = os.environ.get("GOMP_SPINCOUNT", PASSIVE_ENV[1])
     out = subprocess.run(
         [sys.executable, __file__, "--bare", "--batch", str(batch)],
         env=env,
@@ -222,7 +243,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--spincount",
-        help="GOMP_SPINCOUNT in the window's process (default 0, or the environment's)",
+        help="GOMP_SPINCOUNT in the window's process (default app.openmp's, or the environment's)",
     )
     ap.add_argument(
         "--spincounts",
@@ -287,10 +308,10 @@ def main() -> int:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     print(
         "| run | variant | largest delay | p99 delay | median delay | ticks | images/s (window) "
-        "| images/s (no window) | window / none | no window, passive waits "
-        "| GUI thread CPU | torch threads (window / none) |"
+        "| images/s (no window) | window / none | window, with validation and save "
+        "| no window, window's OpenMP waits | GUI thread CPU | torch threads (window / none) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     threads = torch.get_num_threads()
     # No warm-up on this thread: torch work here makes the training thread's slower (two
     # OpenMP pools on two cores), which the app never does. Imports and torch._dynamo load
@@ -308,7 +329,7 @@ def main() -> int:
             print(
                 f"| {i + 1} | {variant} | {r['max']:.1f} ms | {r['p99']:.1f} ms "
                 f"| {r['median']:.1f} ms | {r['ticks']} | {r['img_s']:,.0f} | {bare:,.0f} "
-                f"| {r['img_s'] / bare:.0%} | {bare_passive:,.0f} "
+                f"| {r['img_s'] / bare:.0%} | {r['img_s_all']:,.0f} | {bare_passive:,.0f} "
                 f"| {r['gui_cpu']:.0%} | {r['threads']} / {threads} |",
                 flush=True,
             )

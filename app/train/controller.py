@@ -18,6 +18,7 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from app.colors import PALETTE
+from app.openmp import passive_waiting
 from app.train import sharpness
 from app.train.runs import Run, divergence_text, finished_status, plural, unique_name
 from app.workers import Job, describe
@@ -61,26 +62,6 @@ def batched(events: Iterator, control: TrainControl, every: float = BATCH_S) -> 
             pending, last = [], now
     if pending:
         yield pending
-
-
-# Read by libgomp when torch loads: set it before (app.main does). A short spin, not none:
-# with GOMP_SPINCOUNT=0 every one of a LeNet step's ~50 parallel regions woke its threads
-# through the kernel, and training ran at ~60-87% of torch's defaults even without a window;
-# 30,000 spins (tens of microseconds) catch the next region as the defaults do, then sleep, so
-# the window's thread still gets a core when it paints (bench/train_gui.py --spincounts).
-PASSIVE_ENV = ("GOMP_SPINCOUNT", "30000")
-SHORT_SPIN = 100_000  # a wait of at most this many spins leaves the cores to whoever needs them
-
-
-def passive_waiting() -> bool:
-    """Whether torch's OpenMP threads sleep, after at most a short spin, while they wait for
-    one another (GOMP_SPINCOUNT up to SHORT_SPIN, or OMP_WAIT_POLICY=passive).
-
-    libgomp reads this once, when torch is imported (app.main sets it for the window)."""
-    spins = os.environ.get(PASSIVE_ENV[0], "")
-    if spins.isdigit():
-        return int(spins) <= SHORT_SPIN
-    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 
 def leave_a_core() -> None:
@@ -370,13 +351,10 @@ class TrainController(QtCore.QObject):
 
 
 __all__ = [
-    "PASSIVE_ENV",
-    "SHORT_SPIN",
     "TrainController",
     "batched",
     "continued",
     "leave_a_core",
-    "passive_waiting",
     "run_name",
     "runs_root",
 ]

@@ -212,7 +212,7 @@ def test_a_diverged_run_is_worded_with_a_colon(ws, qtbot):
 def test_a_short_openmp_spin_counts_as_passive_waiting(monkeypatch):
     """GOMP_SPINCOUNT=30000 (a short spin, then sleep) keeps every core for torch behind the
     window, as 0 does; only long spins (libgomp's default) leave a core to the window."""
-    from app.train.controller import PASSIVE_ENV, SHORT_SPIN, passive_waiting
+    from app.openmp import PASSIVE_ENV, SHORT_SPIN, passive_waiting
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     for value, passive in (("0", True), (PASSIVE_ENV[1], True), (str(SHORT_SPIN * 100), False)):

@@ -1,0 +1,35 @@
+"""How torch's OpenMP threads wait while the window is open; this module imports neither torch
+nor Qt, so app.main can apply it before torch loads (libgomp reads it once, at that moment).
+
+A short spin, then sleep. With no spin (GOMP_SPINCOUNT=0) every one of a LeNet step's ~50
+parallel regions woke its threads through the kernel, which on a virtual machine's idle cores
+is slow: training ran at 50-90% of torch's defaults even without a window. With libgomp's
+default (300,000 spins) the waiting threads keep both cores busy, and the window's thread
+preempts one of them at every paint while the other spins. 30,000 spins (tens of microseconds)
+catch the next region as the defaults do, then sleep, so the window's thread still gets a core
+when it paints. Measured with ``bench/train_gui.py --spincounts 0,30000,300000``.
+"""
+
+from __future__ import annotations
+
+import os
+
+PASSIVE_ENV = ("GOMP_SPINCOUNT", "30000")
+SHORT_SPIN = 100_000  # a wait of at most this many spins leaves the cores to whoever needs them
+
+
+def wait_briefly() -> None:
+    """Set :data:`PASSIVE_ENV` for this process, unless the user set their own."""
+    os.environ.setdefault(*PASSIVE_ENV)
+
+
+def passive_waiting() -> bool:
+    """Whether torch's OpenMP threads sleep, after at most a short spin, while they wait for
+    one another (GOMP_SPINCOUNT up to SHORT_SPIN, or OMP_WAIT_POLICY=passive)."""
+    spins = os.environ.get(PASSIVE_ENV[0], "")
+    if spins.isdigit():
+        return int(spins) <= SHORT_SPIN
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+
+
+__all__ = ["PASSIVE_ENV", "SHORT_SPIN", "passive_waiting", "wait_briefly"]
