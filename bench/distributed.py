@@ -1,8 +1,9 @@
 """Landscape grids over torch.distributed ranks: points/s and scaling; prints a table, not a test.
 
 For the BN-ResNet example (core/train/examples/resnet_bn.py, the generic evaluator) and LeNet-5
-(synthetic digits, 1,000 images, the fast evaluator), the same grid of filter-normalised random
-directions is computed:
+(synthetic digits, 1,000 images, the fast evaluator, eager and compiled with torch.compile as
+`losslab landscape` does for large grids), the same grid of filter-normalised random directions
+is computed:
 
 * 1 process, 1 thread;
 * 1 process, 2 threads;
@@ -11,7 +12,8 @@ directions is computed:
 Only the grid is timed (after loading, on rank 0, between two barriers). Scaling efficiency is
 the speed-up over 1 process x 1 thread divided by the number of cores used.
 
-Run: .venv/bin/python bench/distributed.py [--grid 9] [--repeats 3]
+Run: .venv/bin/python bench/distributed.py [--grid 9] [--repeats 3] [--models lenet]
+[--eval-batch 500]
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.landscape.evaluator import EVAL_BATCH  # noqa: E402
 
-def child(model: str, grid: int, threads: int) -> None:
+
+def child(model: str, grid: int, threads: int, eval_batch: int) -> None:
     import numpy as np
     import torch
 
@@ -60,8 +64,10 @@ def child(model: str, grid: int, threads: int) -> None:
         d1, d2 = random_directions(m, 0)
         ev = PlaneEvaluator(
             m, build_loss(LossSpec("cross_entropy")), setup.val_x[:1000], setup.val_y[:1000],
-            c, d1, d2, 10,
+            c, d1, d2, 10, batch=eval_batch,
         )  # fmt: skip
+        if model == "lenet-compiled":  # what `losslab landscape` does for large grids
+            ev.compile()
     axes = np.linspace(-1, 1, grid)
     target = dist.PartialGrid.empty("bench", (grid, grid), True) if world.main else None
     if world.distributed:
@@ -83,9 +89,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(model: str, grid: int, ranks: int, threads: int) -> float:
+def measure(model: str, grid: int, ranks: int, threads: int, eval_batch: int) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     me = [__file__, "--child", model, "--grid", str(grid), "--threads", str(threads)]
+    me += ["--eval-batch", str(eval_batch)]
     if ranks == 1:
         cmd = [sys.executable, *me]
     else:
@@ -105,9 +112,20 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--models",
+        default="resnet_bn,lenet,lenet-compiled",
+        help="comma-separated: resnet_bn, lenet (eager), lenet-compiled (torch.compile)",
+    )
+    ap.add_argument(
+        "--eval-batch",
+        type=int,
+        default=EVAL_BATCH,
+        help=f"LeNet's images per forward pass on the plane (default {EVAL_BATCH})",
+    )
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.grid, args.threads)
+        child(args.child, args.grid, args.threads, args.eval_batch)
         return 0
     import torch
 
@@ -118,11 +136,16 @@ def main() -> int:
               ("2 ranks x 1 thread", 2, 1)]  # fmt: skip
     print("| model | setup | points/s | speed-up | scaling efficiency |")
     print("|---|---|---|---|---|")
-    for model in ("resnet_bn", "lenet"):
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = set(models) - {"resnet_bn", "lenet", "lenet-compiled"}
+    if unknown:
+        ap.error(f"unknown model(s): {', '.join(sorted(unknown))}")
+    print(f"LeNet: {args.eval_batch} images per forward pass on the plane\n")
+    for model in models:
         got: dict[str, list[float]] = {s[0]: [] for s in setups}
         for _ in range(args.repeats):
             for name, ranks, threads in setups:
-                got[name].append(measure(model, args.grid, ranks, threads))
+                got[name].append(measure(model, args.grid, ranks, threads, args.eval_batch))
         base = statistics.median(got[setups[0][0]])
         for name, ranks, threads in setups:
             rate = statistics.median(got[name])
