@@ -162,7 +162,8 @@ class PlaneEvaluator:
                     zs.append(z)
                 self.chunks.append((zs[0], zs[1], zs[2], y[i : i + batch]))
         self._theta = torch.empty(centre.numel() - n_first, dtype=centre.dtype)
-        self._run_tail = self._tail
+        self._run_tail = self._eager_tail
+        self._pooled: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self.compiled = False
         self.compile_error = ""
 
@@ -181,6 +182,28 @@ class PlaneEvaluator:
         z = base + a * z1
         if self.fold_pool is not None:  # (4, N, h, w, C) -> (N, C, h, w), channels-last
             z = self.fold_pool(torch.amax(z, dim=0).permute(0, 3, 1, 2))
+        dtype = self.centre.dtype
+        return self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+
+    def _eager_tail(self, base: torch.Tensor, z1: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """:meth:`_tail` without torch.compile, in less memory traffic: the pooled input is
+        built one window member at a time into two reused buffers, instead of forming the
+        whole ``base + a*z1`` (4x the pooled size, plus a temporary for ``a*z1``) and then
+        reducing it. Several ranks on one machine share its caches and memory bandwidth, so
+        the bytes a point moves decide how well they scale (bench/distributed.py)."""
+        if self.fold_pool is None:
+            z = torch.add(base, z1, alpha=float(a))
+        else:
+            shape = tuple(base.shape[1:])
+            if shape not in self._pooled:
+                self._pooled[shape] = (base.new_empty(shape), base.new_empty(shape))
+            pooled, member = self._pooled[shape]
+            alpha = float(a)
+            torch.add(base[0], z1[0], alpha=alpha, out=pooled)
+            for k in range(1, base.shape[0]):
+                torch.add(base[k], z1[k], alpha=alpha, out=member)
+                torch.maximum(pooled, member, out=pooled)
+            z = self.fold_pool(pooled.permute(0, 3, 1, 2))
         dtype = self.centre.dtype
         return self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
 
