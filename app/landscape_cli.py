@@ -166,72 +166,78 @@ def run_landscape(args: argparse.Namespace) -> int:
     problem = check_outputs(args.out)
     if problem:
         return fail(problem)
-    if args.workers > 1 and not world.distributed:
-        return _launch_workers(args.workers)
-    from app.export import parse_size
-
-    try:
-        size = parse_size(args.size)
-    except ValueError as exc:
-        return fail(str(exc))
+    # with --workers, what every process would refuse is said here, before they start
+    launching = args.workers > 1 and not world.distributed
     if args.load:
-        return _rerender(args, size, fail)
+        if launching:
+            return fail("--load re-renders a saved landscape in one process: leave out --workers")
+        return _rerender(args, fail)
     runs = args.run or []
     if len(runs) >= 2:
-        if args.model or args.checkpoint or world.distributed:
+        if args.model or args.checkpoint or world.distributed or launching:
             return fail("several --run: give the runs' JSON files alone (each names its "
                         "checkpoint and model file), in one process")  # fmt: skip
         from app.landscape.runs_cli import compute_runs
 
-        return compute_runs(args, size, fail, write_all)
+        size = _size(args, fail)
+        return 2 if size is None else compute_runs(args, size, fail, write_all)
     args.run = runs[0] if runs else None
     if args.directions is None:
         args.directions = "random"
     if args.directions == "endpoints":
         return fail("the endpoints plane needs at least 2 runs: give --run twice or more")
-    return _compute(args, size, world, fail)
+    from core.landscape.directions import LandscapeError
 
-
-def _launch_workers(n: int) -> int:
-    """Run this same command in ``n`` processes through torch's launcher, the rendezvous on
-    this machine; the launcher's exit code is ours."""
-    import socket
-    import subprocess
-
-    argv = _without_workers(sys.argv[1:])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
-        "--nproc-per-node", str(n), "--rdzv-backend", "c10d",
-        "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0", "-m", "app", *argv,
-    ]  # fmt: skip
-    threads = str(max(1, (os.cpu_count() or 1) // n))  # each rank its share of the cores
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    req = _request(args)
     try:
-        return subprocess.run(cmd, env=env).returncode
-    except KeyboardInterrupt:
-        return 130
+        req.check_fields()  # before the ranks join one another, or the launcher starts them
+    except LandscapeError as exc:
+        return fail(str(exc))
+    if launching:
+        from app.workers_cli import launch_workers
+
+        return launch_workers(args.workers, args.argv)
+    size = _size(args, fail)
+    return 2 if size is None else _compute(args, req, size, world, fail)
 
 
-def _without_workers(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--workers":
-            skip = True
-        elif not a.startswith("--workers="):
-            out.append(a)
-    return out
+def _size(args, fail) -> tuple[int, int] | None:
+    """The picture size from --size; None after saying why it is wrong (app.export imports
+    Qt: after the launch, which needs none of it)."""
+    from app.export import parse_size
+
+    try:
+        return parse_size(args.size)
+    except ValueError as exc:
+        fail(str(exc))
+        return None
 
 
-def _rerender(args, size, fail) -> int:
+def _request(args):
+    from core.landscape import job as lj
+
+    return lj.Request(
+        directions=args.directions,
+        span=args.span,
+        resolution=args.grid,
+        samples=args.samples,
+        precision="bf16" if args.bf16 else "fp32",
+        seed=args.seed,
+        eigenvalues=args.eigenvalues,
+        compile=args.compile,
+        device=args.device,
+        bias_bn=args.include_bias_bn,
+    )
+
+
+def _rerender(args, fail) -> int:
     from core.landscape import formats
     from core.landscape.directions import LandscapeError
     from core.landscape.plane import Landscape
 
+    size = _size(args, fail)
+    if size is None:
+        return 2
     try:
         land = formats.load(args.load)
     except LandscapeError as exc:
@@ -251,7 +257,7 @@ def _write(land, out: str, size, args) -> None:
         formats.save(land, out)
 
 
-def _compute(args, size, world, fail) -> int:
+def _compute(args, req, size, world, fail) -> int:
     import signal
 
     from core.landscape import distributed as dist
@@ -260,18 +266,6 @@ def _compute(args, size, world, fail) -> int:
     from core.landscape.plane import Line, Row
     from core.train.data import DataError
 
-    req = lj.Request(
-        directions=args.directions,
-        span=args.span,
-        resolution=args.grid,
-        samples=args.samples,
-        precision="bf16" if args.bf16 else "fp32",
-        seed=args.seed,
-        eigenvalues=args.eigenvalues,
-        compile=args.compile,
-        device=args.device,
-        bias_bn=args.include_bias_bn,
-    )
     t0 = time.perf_counter()
     say = print if world.main else (lambda *a, **k: None)
     try:
@@ -332,6 +326,9 @@ def _compute(args, size, world, fail) -> int:
                   "continue.", file=sys.stderr)  # fmt: skip
         return 130
     except dist.RankFailed as exc:
+        # the launcher stops the ranks left (SIGTERM) as this one ends: the exit code is this
+        # one, which says why, not the signal's, and no KeyboardInterrupt at the exit
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return fail(f"{exc}. Run the same command again to continue from there.", 1)
     except (LandscapeError, DataError) as exc:
         return fail(str(exc))
@@ -439,9 +436,10 @@ def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> No
     app.processEvents()
     try:
         if out.lower().endswith(".svg"):
-            export.atomic_write(out, export.widget_svg(ws.centre, "LossLab landscape"))
+            svg = export.widget_svg(ws.centre, "LossLab landscape")
+            export.atomic_write(out, _svg_sized(svg, size))
         else:
-            export.write_png(out, export.widget_png(ws.centre, 1.0))
+            export.write_png(out, _png_sized(ws.centre, size))
     finally:
         # deleted now, while the QApplication lives: widgets left to the interpreter's exit
         # were destroyed after it, in any order, and crashed now and then (exit code -11)
@@ -491,3 +489,44 @@ def _bar(columns: int, rows: int):
 
 
 __all__ = ["add_landscape_parser", "run_landscape"]
+
+
+# The plots, the colour bar and the facts have a smallest layout (~580x440): below it the
+# widget stays larger than --size asked. The file still has the size asked for: the layout is
+# drawn scaled down to fit, as vectors (text stays sharp), centred on the window colour.
+
+
+def _png_sized(widget, size: tuple[int, int]):
+    from PySide6 import QtCore, QtGui
+
+    from app import export
+
+    w, h = size
+    laid = widget.size()
+    if (laid.width(), laid.height()) == (w, h):
+        return export.widget_png(widget, 1.0)
+    scale = min(w / laid.width(), h / laid.height())
+    drawn = export.widget_png(widget, scale)
+    image = QtGui.QImage(QtCore.QSize(w, h), QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(widget.palette().color(QtGui.QPalette.ColorRole.Window))
+    painter = QtGui.QPainter(image)
+    try:
+        painter.drawImage((w - drawn.width()) // 2, (h - drawn.height()) // 2, drawn)
+    finally:
+        painter.end()
+    return image
+
+
+def _svg_sized(svg: bytes, size: tuple[int, int]) -> bytes:
+    """The SVG shown at ``size``: its root's width and height set, its viewBox (the layout's
+    own size) kept, so a viewer scales the drawing to fit."""
+    import re
+
+    w, h = size
+    text = svg.decode("utf-8")
+    root = re.search(r"<svg\b[^>]*>", text)
+    if root is None:
+        return svg
+    tag = re.sub(r'\s(width|height)="[^"]*"', "", root.group(0))
+    tag = tag.replace("<svg", f'<svg width="{w}px" height="{h}px"', 1)
+    return (text[: root.start()] + tag + text[root.end() :]).encode("utf-8")

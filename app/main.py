@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not full:
         args.command = None
     if args.command is not None:
+        args.argv = argv  # what was asked (landscape --workers runs it again in each process)
         return args.handler(args)
     if args.examples:
         from app.resources import examples_dir

@@ -62,14 +62,21 @@ class Request:
     bias_bn: bool = False
 
     def check(self, subject: Subject) -> None:
-        if self.directions not in DIRECTIONS:
-            raise LandscapeError(
-                f"Invalid directions: {self.directions!r} (choose {', '.join(DIRECTIONS)})"
-            )
+        self.check_fields()
         if self.directions in ("pca", "init-final") and subject.trajectory is None:
             raise LandscapeError(
                 f"{self.directions} directions need the run's recorded trajectory: open the "
                 "run's JSON (with its .trajectory.npz), not only the checkpoint"
+            )
+        if subject.experiment is not None and self.precision != "fp32":
+            raise LandscapeError("the bfloat16 preview is for the built-in tasks; use fp32")
+
+    def check_fields(self) -> None:
+        """What can be checked without the model: before torchrun's processes start (each
+        would load the model first) and before a rank joins the others."""
+        if self.directions not in DIRECTIONS:
+            raise LandscapeError(
+                f"Invalid directions: {self.directions!r} (choose {', '.join(DIRECTIONS)})"
             )
         if self.span != 0:
             axes(self.span, self.resolution)
@@ -88,8 +95,6 @@ class Request:
             raise LandscapeError(f"Invalid compile: {self.compile!r} (auto, on or off)")
         if self.device not in DEVICES:
             raise LandscapeError(f"Invalid device: {self.device!r} (choose {', '.join(DEVICES)})")
-        if subject.experiment is not None and self.precision != "fp32":
-            raise LandscapeError("the bfloat16 preview is for the built-in tasks; use fp32")
         if not (isinstance(self.eigenvalues, int) and 0 <= self.eigenvalues <= 5):
             raise LandscapeError(f"Invalid eigenvalues: {self.eigenvalues!r} (0 .. 5)")
 

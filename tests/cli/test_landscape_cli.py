@@ -31,22 +31,22 @@ def test_landscape_writes_png_svg_and_npz_and_no_qt_warnings(losslab, trained_ru
     """A child process: Qt's start-up and its warnings on stderr need a fresh interpreter."""
     outs = [tmp_path / f"land.{ext}" for ext in ("png", "svg", "npz")]
     args = ["landscape", "--checkpoint", trained_run.checkpoint, "--run", trained_run.record]
-    args += ["--directions", "pca", "--grid", "7", "--samples", "40", "--eigenvalues", "1"]
-    args += ["--size", "900x700"]
+    args += ["--directions", "pca", "--grid", "5", "--samples", "40", "--eigenvalues", "1"]
+    args += ["--size", "600x450"]
     for o in outs:
         args += ["--out", o]
     out = losslab(*args)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # no Qt warnings (the offscreen platform's propagateSizeHints)
-    assert "grid rows 7/7" in out.stdout and "PCA explains" in out.stdout
+    assert "grid rows 5/5" in out.stdout and "PCA explains" in out.stdout
     assert "points/s" in out.stdout  # the speed of the grid
     assert "40 of 64 validation samples" in out.stdout
     assert "NOT MNIST" in out.stdout  # the data is named plainly
     with Image.open(outs[0]) as im:
-        assert im.size == (900, 700)
+        assert im.size == (600, 450)
     assert ET.parse(outs[1]).getroot().tag.endswith("svg")
     land = Landscape.load(outs[2])
-    assert land.loss.shape == (7, 7) and np.isfinite(land.loss).all()
+    assert land.loss.shape == (5, 5) and np.isfinite(land.loss).all()
     assert land.directions == "pca" and land.n_eval == 40
     assert land.extras["path"].shape[1] == 2 and len(land.extras["hessian"]) == 1
     # the grid covers the projected path (automatic range)
@@ -162,3 +162,21 @@ def test_a_run_trained_with_a_relative_checkpoint_opens_from_another_folder(
     r = cli("landscape", "--run", runs / "a.json", "--grid", "5", "--out", out)
     assert r.returncode == 0, r.stderr
     assert out.exists()
+
+
+def test_a_picture_smaller_than_the_layout_still_has_the_size_asked_for(cli, trained_run, tmp_path):
+    """--size 320x240 gave a 576x439 PNG: the layout's smallest size, silently."""
+    grid = tmp_path / "g.npz"
+    out = cli("landscape", "--checkpoint", trained_run.checkpoint, *FAST, "--samples", "20",
+              "--out", grid)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    png, svg = tmp_path / "small.png", tmp_path / "small.svg"
+    out = cli("landscape", "--load", grid, "--size", "320x240", "--out", png, "--out", svg)
+    assert out.returncode == 0, out.stderr
+    with Image.open(png) as im:
+        assert im.size == (320, 240)
+        # drawn, not blank: the scaled-down plots leave many colours
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+    root = ET.parse(svg).getroot()
+    assert (root.get("width"), root.get("height")) == ("320px", "240px")
+    assert root.get("viewBox")  # the drawing keeps its own coordinates and is scaled to fit

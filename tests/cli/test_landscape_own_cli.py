@@ -2,6 +2,7 @@
 several processes (--workers, torchrun) and grids that resume after an interruption."""
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,19 +130,138 @@ def _plane(subject):
     return (c, *random_directions(subject.model, 0))
 
 
+CLASSIFIER = """
+import torch
+from torch import nn
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def batches():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 3, generator=g)
+    y = (x[:, 0] > 0).long()
+    return [(x[:20], y[:20]), (x[20:], y[20:])]
+"""
+
+
 @pytest.mark.slow
-def test_two_workers_give_the_grid_of_one_process(losslab, tmp_path):
-    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
-    args = ["landscape", "--model", MLP, "--grid", "7", "--eigenvalues", "1"]
-    a = losslab(*args, "--out", one)
-    b = losslab(*args, "--workers", "2", "--out", two)
-    assert a.returncode == 0 and b.returncode == 0, b.stderr[-2000:]
-    assert b.stdout.count("2 ranks share the grid") == 1  # rank 0 alone speaks
-    assert b.stdout.count("Top Hessian eigenvalues") == 1  # single-process work, once
-    np.testing.assert_allclose(Landscape.load(two).loss, Landscape.load(one).loss, rtol=1e-5)
-    bad = losslab("landscape", "--model", MLP, "--workers", "2", "--grid", "1", "--out",
-                  tmp_path / "x.npz")  # fmt: skip
-    assert bad.returncode != 0 and bad.stderr.count("Invalid resolution") == 1
+def test_two_workers_give_the_grid_of_one_process(capfd, tmp_path):
+    """A real launch, as ``losslab landscape --workers 2`` makes it: torch's launcher in this
+    process and 2 ranks, each a fresh interpreter, against the grid of one process, its loss
+    and its accuracy. (capfd, not the cli fixture: the ranks write to this process's file
+    descriptors.)"""
+    from app.main import main
+
+    model, one, two = tmp_path / "classifier.py", tmp_path / "one.npz", tmp_path / "two.npz"
+    model.write_text(CLASSIFIER)
+    args = ["landscape", "--model", str(model), *FAST[:2], "--eigenvalues", "1"]
+    assert main([*args, "--out", str(one)]) == 0
+    capfd.readouterr()
+    code = main([*args, "--workers", "2", "--out", str(two)])
+    out, err = capfd.readouterr()  # the ranks write to this process's stdout and stderr
+    assert code == 0, err[-2000:]
+    assert out.count("2 ranks share the grid") == 1  # rank 0 alone speaks
+    assert out.count("Top Hessian eigenvalues") == 1  # single-process work, once
+    a, b = Landscape.load(one), Landscape.load(two)
+    assert np.isfinite(b.loss).all() and b.acc is not None and np.isfinite(b.acc).all()
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-5)
+    np.testing.assert_allclose(b.acc, a.acc, rtol=1e-5)
+
+
+DYING = """
+import os
+
+_calls = [0]
+_loss = loss
+
+
+def loss(model, batch):
+    _calls[0] += 1
+    if os.environ.get("RANK") == "1" and _calls[0] > 40:
+        os._exit(17)  # rank 1 dies mid-grid
+    return _loss(model, batch)
+"""
+
+
+@pytest.mark.slow
+def test_a_dead_worker_is_named_and_the_gathered_points_are_kept(capfd, tmp_path):
+    """Rank 1 dies mid-grid: rank 0 names it, keeps what was gathered in the partial file and
+    exits with its own code (not the launcher's SIGTERM, which reaches it as it ends)."""
+    from app.main import main
+
+    dying, out = tmp_path / "dying.py", tmp_path / "d.npz"
+    dying.write_text(MLP.read_text() + DYING)
+    code = main(["landscape", "--model", str(dying), "--grid", "9", "--eigenvalues", "0",
+                 "--workers", "2", "--out", str(out)])  # fmt: skip
+    err = capfd.readouterr().err  # the ranks write to this process's stderr
+    assert code == 1, err[-3000:]
+    assert "rank 1 stopped answering" in err and "Run the same command again" in err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    partial = dist.partial_path(out)
+    kept, _ = dist.PartialGrid.load(partial, _fingerprint_of(partial), (9, 9))
+    assert kept is not None and 0 < kept.count < 81 and not out.exists()
+
+
+def test_what_every_worker_would_refuse_is_said_once_before_any_starts(cli, tmp_path):
+    """--workers N: a bad setting is found before the launcher starts N processes (each would
+    import torch and load the model only to refuse it); no process is started here."""
+    base = ["landscape", "--model", MLP, "--workers", "2", "--out", tmp_path / "x.npz"]
+    bad = cli(*base, "--grid", "1")
+    assert bad.returncode == 2 and bad.stderr.count("Invalid resolution") == 1
+    bad = cli(*base, "--eigenvalues", "9")
+    assert bad.returncode == 2 and "Invalid eigenvalues" in bad.stderr
+    bad = cli(*base, "--directions", "endpoints")
+    assert bad.returncode == 2 and "at least 2 runs" in bad.stderr
+    bad = cli("landscape", "--load", tmp_path / "a.npz", "--workers", "2", "--out",
+              tmp_path / "a.png")  # fmt: skip
+    assert bad.returncode == 2 and "leave out --workers" in bad.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_rank_other_than_0_refuses_silently_before_joining_the_others(cli, monkeypatch, tmp_path):
+    """Under torchrun every rank finds the same bad setting: rank 0 says it, the others exit
+    quietly, and none waits for a rendezvous first (none is running here)."""
+    args = ["landscape", "--model", MLP, "--grid", "1", "--out", tmp_path / "x.npz"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with monkeypatch.context() as m:
+        m.setattr(sys, "stdout", sys.stdout)  # main() sends rank 1's to os.devnull for good
+        r = cli(*args)
+        quiet = sys.stdout
+    quiet.close()
+    assert r.returncode == 2 and r.stderr == ""
+    monkeypatch.setenv("RANK", "0")
+    r = cli(*args)
+    assert r.returncode == 2 and r.stderr.count("Invalid resolution") == 1
+
+
+def test_the_launcher_stays_on_this_machine_and_checks_its_ranks_often(monkeypatch):
+    from torch.distributed.run import config_from_args, parse_args
+
+    from app.workers_cli import launcher_args
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # else the launcher's parser sets it, and warns
+
+    config, cmd, cmd_args = config_from_args(
+        parse_args(launcher_args(3, 29500, ["landscape", "--grid", "5"]))
+    )
+    assert config.nproc_per_node == 3 and config.rdzv_backend == "static"
+    assert config.rdzv_endpoint == "127.0.0.1:29500" and config.max_restarts == 0
+    assert config.monitor_interval <= 0.1  # torch 2.2, 2.3: 5 s after the last rank ended
+    assert cmd_args[-5:] == ["-m", "app", "landscape", "--grid", "5"]
+
+
+def test_a_failed_launch_exits_with_rank_0s_code():
+    from app.workers_cli import failed_ranks_code
+
+    assert failed_ranks_code({1: 17, 0: 1}, first=1) == 1  # rank 0 named the dead rank
+    assert failed_ranks_code({0: 2, 1: 2}, first=1) == 2  # a bad setting every rank found
+    assert failed_ranks_code({1: 17, 0: -15}, first=1) == 17  # rank 0 stopped as it ended
+    assert failed_ranks_code({3: 1, 2: -9}, first=2) == 137  # rank 2 killed (SIGKILL)
 
 
 @pytest.mark.slow

@@ -1,19 +1,11 @@
-"""Grids over torch.distributed ranks (2 ranks on gloo, rendezvous on 127.0.0.1) and grids that
-resume from their partial file."""
-
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
+"""The distributed grid filler in one process, and grids that resume from their partial
+file. Ranks (2 on gloo, rendezvous on 127.0.0.1, under torch's launcher) are tried through
+``losslab landscape --workers`` in tests/cli/test_landscape_own_cli.py: the grid and the
+accuracy of one process, and a rank that dies."""
 
 import numpy as np
-import pytest
 
 from core.landscape import distributed as dist
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
 
 
 class Bowl:
@@ -78,52 +70,6 @@ def test_fingerprints_see_every_input():
     assert fp == dist.fingerprint(**dict(base))
     for key, value in [("d1", np.arange(4.0) + 1e-9), ("samples", 11), ("precision", "bf16")]:
         assert dist.fingerprint(**(base | {key: value})) != fp, key
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun(out, *extra, ranks=2):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
-        "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
-        "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--max-restarts", "0",
-        str(HERE / "dist_worker.py"), str(out), *extra,
-    ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
-
-
-@pytest.mark.slow
-def test_two_ranks_give_the_grid_of_one_process(tmp_path):
-    sys.path.insert(0, str(HERE))
-    try:
-        import dist_worker
-    finally:
-        sys.path.remove(str(HERE))
-    alphas, betas = np.linspace(-1, 1, 9), np.linspace(-1, 1, 7)
-    one = dist.PartialGrid.empty("fp", (7, 9), True)
-    list(dist.fill(dist_worker.evaluator(), alphas, betas, one))
-    out = tmp_path / "two.npz"
-    res = _torchrun(out)
-    assert res.returncode == 0, res.stderr[-3000:]
-    two, _ = dist.PartialGrid.load(out, "fp", (7, 9))
-    assert two.done.all()
-    np.testing.assert_allclose(two.loss, one.loss, rtol=1e-5)
-    np.testing.assert_allclose(two.acc, one.acc, rtol=1e-5)
-
-
-@pytest.mark.slow
-def test_a_dead_rank_is_named_and_the_gathered_points_are_kept(tmp_path):
-    out = tmp_path / "dead.npz"
-    res = _torchrun(out, "--fail-rank", "1")
-    assert res.returncode != 0
-    assert "rank 1" in res.stderr, res.stderr[-3000:]
-    kept, _ = dist.PartialGrid.load(out, "fp", (7, 9))
-    assert kept is not None and 0 < kept.count < 63
 
 
 def test_a_partial_file_that_cannot_be_written_costs_the_resume_not_the_grid(tmp_path):
