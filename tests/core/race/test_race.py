@@ -75,10 +75,10 @@ def test_race_equals_a_plain_torch_loop(key):
 def test_batched_starts_equal_separate_runs(key):
     s = get_surface("himmelblau")
     batched = Race(s, [racer(key)], starts=STARTS)
-    batched.step(60)
+    batched.step(20)
     for k, start in enumerate(STARTS):
         alone = Race(s, [racer(key)], starts=start)
-        alone.step(60)
+        alone.step(20)
         diff = np.abs(batched.trajectory(0, k).pos - alone.trajectory(0).pos).max()
         assert diff <= 1e-6, (key, k, diff)
 
@@ -239,13 +239,14 @@ def test_steps_to_converge_on_a_bowl():
 
 def test_history_memory_stays_bounded():
     s = get_surface("quadratic")
-    race = Race(s, [racer("adam"), racer("sgd")], budget_bytes=64 * 1024)
-    race.step(5000)
+    # 8 KB hold 46 full-history points of two racers: 500 steps fill it over and over
+    race = Race(s, [racer("adam"), racer("sgd")], budget_bytes=8 * 1024)
+    race.step(500)
     h = race.history
-    assert h.nbytes <= 64 * 1024 + 1024
-    assert h.count <= h.capacity
+    assert h.nbytes <= 8 * 1024 + 1024
+    assert h.count <= h.capacity and h.stride >= 8  # it really thinned out, repeatedly
     steps = race.trajectory(0).steps
-    assert steps[0] == 0 and steps[-1] == 5000
+    assert steps[0] == 0 and steps[-1] == 500
     assert np.all(np.diff(steps) > 0)
 
 

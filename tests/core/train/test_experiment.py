@@ -138,7 +138,7 @@ def test_empty_data_wrong_batches_and_bad_losses_are_refused(tmp_path):
 def test_a_file_that_hangs_on_import_gets_a_message(tmp_path):
     path = write(tmp_path, "import time\ntime.sleep(30)\n" + GOOD)
     with pytest.raises(ExperimentError, match="took more than"):
-        load_experiment(path, timeout=0.5)
+        load_experiment(path, timeout=0.1)  # the file sleeps 30 s: any short limit shows it
 
 
 def test_missing_and_non_python_files(tmp_path):

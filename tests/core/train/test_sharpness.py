@@ -51,12 +51,13 @@ def test_torch_optim_is_stable_just_below_the_limit_and_diverges_just_above(name
     def final(lam):
         x = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
         opt = build_optimizer(OptimizerSpec(name, {"lr": lr, **hyper}), [x])
-        for _ in range(400):
+        for _ in range(200):
             opt.zero_grad()
             (0.5 * lam * x**2).sum().backward()
             opt.step()
         return abs(float(x.detach()))
 
+    # after 200 steps: below ends under 1.2e-5 in every case, above beyond 1e5
     assert final(0.97 * limit) < 1
     assert not final(1.03 * limit) < 1e3
 

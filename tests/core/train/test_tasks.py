@@ -25,13 +25,13 @@ def _coefficients(form: str, steps: int) -> np.ndarray:
 
 
 def test_three_sine_forms_agree_step_for_step():
-    forms = {f: _coefficients(f, 1000) for f in ("numpy", "autograd", "module")}
-    assert forms["module"].shape == (1000, 4)
+    forms = {f: _coefficients(f, 300) for f in ("numpy", "autograd", "module")}
+    assert forms["module"].shape == (300, 4)
     for f in ("numpy", "autograd"):
         assert np.abs(forms[f] - forms["module"]).max() <= 1e-6, f
-    # and they really moved: 1,000 steps of plain GD shrink the error
+    # and they really moved: 300 steps of plain GD shift a coefficient by ~0.69
     start = build_task("sine", seed=3, dtype=torch.float64).model.coefficients()
-    assert np.abs(forms["module"][-1] - start).max() > 1e-2
+    assert np.abs(forms["module"][-1] - start).max() > 0.1
 
 
 def test_sine_fit_with_the_tutorial_optimizer_learns_the_shape():
@@ -69,8 +69,10 @@ def test_models_have_the_tutorial_shapes():
 
 
 def test_tutorial_cnn_loss_falls():
-    events = [e for e in train(TrainConfig(task="cnn", epochs=30)) if isinstance(e, Epoch)]
-    assert events[-1].train_loss < 0.5 * events[0].train_loss
+    # by the 7th full-batch step the loss is 0.1-1.5% of its start over seeds 0-3 (0.1% after
+    # 30); at lr 1e-8 it stays where it started, at 1e-5 (10x too small) it is still at 52%
+    events = [e for e in train(TrainConfig(task="cnn", epochs=7)) if isinstance(e, Epoch)]
+    assert events[-1].train_loss < 0.1 * events[0].train_loss
 
 
 def test_task_catalogue():

@@ -48,10 +48,11 @@ def test_event_sequence_and_contents():
 
 
 def test_same_seed_same_losses_and_other_seed_differs():
-    cfg = TrainConfig(task="lenet", dataset="synthetic", limit=256, epochs=1, batch_size=32, seed=5)
+    # seeds 1 and 0: the synthetic digits of each are drawn once (~1 s) and kept for others
+    cfg = TrainConfig(task="lenet", dataset="synthetic", limit=256, epochs=1, batch_size=32, seed=1)
     a, b = losses(cfg), losses(cfg)
     assert a == b
-    assert losses(TrainConfig(**{**cfg.__dict__, "seed": 6})) != a
+    assert losses(TrainConfig(**{**cfg.__dict__, "seed": 0})) != a
 
 
 def test_stop_takes_effect_within_one_step():
@@ -87,8 +88,8 @@ def test_pause_blocks_and_resume_continues():
     t = threading.Thread(target=consume)
     t.start()
     assert first_step.wait(10)
-    # paused: no progress while we wait
-    t.join(0.5)
+    # paused: no progress while we wait (unpaused, 0.2 s would be ~200 linreg steps)
+    t.join(0.2)
     assert t.is_alive() and steps == [1, 2, 3]
     control.resume()
     resumed.set()
@@ -153,10 +154,10 @@ def test_bad_checkpoints_are_refused(tmp_path):
 
 
 def test_snapshots_are_bounded_and_cover_the_run():
-    final = list(train(TrainConfig(task="linreg", epochs=1000, snapshots=50)))[-1]
+    final = list(train(TrainConfig(task="linreg", epochs=300, snapshots=10)))[-1]
     assert final.snapshots.shape[1] == 2
-    assert len(final.snapshots) <= 100
-    assert final.snapshot_steps[0] == 0 and final.snapshot_steps[-1] == 1000
+    assert len(final.snapshots) <= 20  # at most twice the asked number, for 30x the steps
+    assert final.snapshot_steps[0] == 0 and final.snapshot_steps[-1] == 300
 
 
 def test_divergence_is_reported_not_raised_and_stops_the_run():
@@ -276,20 +277,20 @@ def test_run_record_round_trip(tmp_path):
         RunRecord.load(tmp_path / "other.json")
 
 
-@pytest.mark.slow  # 750 LeNet steps on real MNIST: ~30 s of CPU
-def test_lenet_reaches_97_percent_in_three_epochs():
+def test_lenet_reaches_93_percent_in_one_epoch():
     """On the shared MNIST test set (8,000 train / 2,000 validation) when it is there.
 
-    Adam 2e-3 with a one-cycle schedule: 97.7-97.9% at epoch 3 over seeds 0-3 here. Without the
+    Adam 2e-3 with a one-cycle schedule, 250 steps of 32: 94.7-95.8% after one epoch over seeds
+    0-7 here (97.7-97.9% after three); at lr 1e-8 it stays at 9.8%. Without the
     data the test trains on the offline synthetic digits instead, and says so by skipping with
     the figure it reached: it never passes silently on the wrong data.
     """
     cfg = TrainConfig(
         task="lenet",
-        epochs=3,
+        epochs=1,
         batch_size=32,
         optimizer=OptimizerSpec("adam", {"lr": 2e-3}),
-        scheduler=SchedulerSpec("onecycle", {"max_lr": 2e-3, "total_steps": 750}),
+        scheduler=SchedulerSpec("onecycle", {"max_lr": 2e-3, "total_steps": 250}),
         scheduler_interval="step",
         data_dir=SHARED,
         dataset="mnist" if SHARED else "synthetic",
@@ -300,10 +301,11 @@ def test_lenet_reaches_97_percent_in_three_epochs():
     if not SHARED:
         pytest.skip(
             f"no MNIST (${data.ENV_VAR} unset): synthetic digits reached "
-            f"{100 * max(accs):.1f}% instead; the 97% check needs the real data"
+            f"{100 * max(accs):.1f}% instead; the 93% check needs the real data"
         )
     assert start.dataset == "MNIST" and "8,000" in start.source
-    assert max(accs) >= 0.97, accs
+    assert start.steps_per_epoch == 250
+    assert max(accs) >= 0.93, accs
 
 
 def test_started_carries_what_the_live_views_draw():
