@@ -20,7 +20,8 @@ def apply_theme(app: QtWidgets.QApplication, theme: str) -> bool:
     if theme not in THEMES:
         raise ValueError(f"Invalid theme: {theme!r} (choose {', '.join(THEMES)})")
     dark = system_is_dark() if theme == "system" else theme == "dark"
-    app.setStyle("Fusion")
+    if app.style().name().lower() != "fusion":  # setting it again would re-polish every widget
+        app.setStyle("Fusion")
     app.setPalette(_dark_palette() if dark else app.style().standardPalette())
     return dark
 

@@ -53,7 +53,10 @@ def server():
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to poll again: 0.05 s, not its default 0.5 s
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield state
@@ -221,6 +224,20 @@ def ws(qtbot, settings):
 
 
 @pytest.fixture
+def race_ws(qtbot):
+    """The Race workspace alone, as the window lays it out (less than half the time of the
+    whole window), shut down afterwards: for tests of the workspace, not of the window."""
+    from app.race.workspace import RaceWorkspace
+
+    w = RaceWorkspace()
+    qtbot.addWidget(w)
+    w.resize(1430, 850)
+    w.show()
+    yield w
+    w.shutdown()
+
+
+@pytest.fixture
 def lw(qtbot, settings):
     """The Landscape workspace alone, shut down afterwards."""
     from app.landscape.workspace import LandscapeWorkspace
@@ -243,3 +260,29 @@ def warnings(monkeypatch):
 
     monkeypatch.setattr(QtWidgets.QMessageBox, "warning", fake)
     return seen
+
+
+@pytest.fixture(autouse=True)
+def _delete_closed_widgets():
+    """pytest-qt closes a test's widgets with deleteLater(), which only an event loop carries
+    out: after a test that never waits, its window (1,400 widgets, kept alive by the lambdas
+    connected to its signals) stayed for the rest of the session, for every full garbage
+    collection and every palette change to walk through."""
+    yield
+    import sys
+
+    qt = sys.modules.get("PySide6.QtCore")
+    if qt is not None and qt.QCoreApplication.instance() is not None:
+        qt.QCoreApplication.sendPostedEvents(None, qt.QEvent.Type.DeferredDelete)
+
+
+def pytest_collection_finish(session):
+    """What collecting imported (torch, Qt, pyqtgraph: some 300,000 objects) lives to the end:
+    frozen, the garbage collector no longer walks it in every full collection, and a full
+    collection comes after 50 middle ones instead of 10 (a window build alone set one off).
+    This halved the time the GUI tests spent collecting garbage."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(700, 10, 50)

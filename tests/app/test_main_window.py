@@ -33,12 +33,12 @@ def test_a_recent_file_that_is_gone_is_said_and_dropped(window, tmp_path, warnin
     assert window.recent.entries() == []
 
 
-def test_recent_list_is_bounded_and_survives_damaged_settings(window, tmp_path):
-    recent = RecentFiles(window.settings)
+def test_recent_list_is_bounded_and_survives_damaged_settings(settings, tmp_path):
+    recent = RecentFiles(settings)
     for i in range(15):
         recent.add("run", str(tmp_path / f"r{i}.json"))
     assert len(recent.entries()) == 10 and recent.entries()[0].path.endswith("r14.json")
-    window.settings.setValue("recent_files", "{not json")
+    settings.setValue("recent_files", "{not json")
     assert recent.entries() == []
     with pytest.raises(ValueError, match="Unknown kind"):
         recent.add("picture", str(tmp_path / "x.png"))
@@ -47,20 +47,22 @@ def test_recent_list_is_bounded_and_survives_damaged_settings(window, tmp_path):
     assert recent.entries() == []
 
 
-@pytest.mark.parametrize("tab", sorted(TOURS))
-def test_every_tour_step_outlines_its_widget(window, qtbot, tab):
-    tour = window.start_tour(tab)
-    qtbot.addWidget(tour)
-    assert window.tabs.currentIndex() == tab
-    for i, step in enumerate(tour.steps):
-        tour.show_step(i)
-        assert tour.text.text() == step.text
-        if step.widget is not None:
-            assert tour.target() is not None, f"tour step {i}: no widget {step.widget!r}"
-            assert tour.outline.isVisible()
-    assert tour.next.text() == "Done"
-    tour.next.click()
-    assert not tour.isVisible() and not tour.outline.isVisible()
+def test_every_tour_step_outlines_its_widget(window, qtbot):
+    """Every tab's tour, one after the other in one window (each starts on its own tab)."""
+    assert len(TOURS) >= 3  # one per tab
+    for tab in sorted(TOURS):
+        tour = window.start_tour(tab)
+        qtbot.addWidget(tour)
+        assert window.tabs.currentIndex() == tab
+        for i, step in enumerate(tour.steps):
+            tour.show_step(i)
+            assert tour.text.text() == step.text, (tab, i)
+            if step.widget is not None:
+                assert tour.target() is not None, f"tour {tab} step {i}: no widget {step.widget!r}"
+                assert tour.outline.isVisible(), (tab, i)
+        assert tour.next.text() == "Done"
+        tour.next.click()
+        assert not tour.isVisible() and not tour.outline.isVisible()
 
 
 def test_help_shows_the_readme_sections_the_tours_name(qtbot, tmp_path):

@@ -7,8 +7,8 @@ from app.widgets import NumberEdit
 
 
 @pytest.fixture
-def ws(main_window):
-    return main_window.race
+def ws(race_ws):
+    return race_ws
 
 
 def shows_selected(ws) -> None:
@@ -59,8 +59,9 @@ def test_row_zero_after_a_preset(ws):
 
 
 def test_a_session_adds_removes_and_moves_keep_the_editor_on_the_selected_racer(
-    main_window, ws, tmp_path
+    main_window, tmp_path
 ):
+    ws = main_window.race
     c = ws.c
     ws.load_preset("sgd_vs_adam_rosenbrock")
     path = tmp_path / "s.json"

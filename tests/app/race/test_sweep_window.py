@@ -9,8 +9,8 @@ from core.race.session import SurfaceChoice
 
 
 @pytest.fixture
-def ws(main_window):
-    return main_window.race
+def ws(race_ws):
+    return race_ws
 
 
 def sweep_window(ws, qtbot):
