@@ -21,6 +21,7 @@ failure becomes an :class:`ExperimentError` that names the user's file and line.
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import importlib.util
 import math
 import sys
@@ -62,9 +63,20 @@ def _describe(exc: BaseException, path: Path, doing: str) -> ExperimentError:
     return ExperimentError(f"{path.name}: {doing} failed{at}: {type(exc).__name__}: {exc}")
 
 
+class _SourceOnly(importlib.machinery.SourceFileLoader):
+    """Compiles the file from its source at every import, as ``python file.py`` does for its
+    script: no ``__pycache__`` written into the user's folder, and none read back. A cached
+    copy is trusted by its source's size and modification time in whole seconds, so an edit
+    saved within the same second as the last load (same length) was not picked up by Reload."""
+
+    def get_code(self, fullname: str):
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
 def _import(path: Path, timeout: float) -> ModuleType:
     name = "losslab_experiment_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=_SourceOnly(name, str(path)))
     if spec is None or spec.loader is None:
         raise ExperimentError(f"{path} cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec)

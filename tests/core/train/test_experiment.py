@@ -2,6 +2,8 @@
 checkpoints in the formats people have."""
 
 import math
+import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -149,12 +151,19 @@ def test_missing_and_non_python_files(tmp_path):
         load_experiment(tmp_path / "data.json")
 
 
-def test_reload_picks_up_an_edit(tmp_path):
+def test_reload_picks_up_an_edit(tmp_path, monkeypatch):
+    """Also with bytecode caching on, and the edit saved within the same second at the same
+    length: a cached copy was trusted by size and whole-second time, and Reload kept the old
+    model."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     path = write(tmp_path, GOOD)
     e = load_experiment(path)
-    path.write_text(GOOD.replace("nn.Linear(8, 3)", "nn.Linear(8, 5)"))
+    stat = path.stat()
+    path.write_text(GOOD.replace("nn.Linear(8, 3)", "nn.Linear(8, 7)"))  # the same length
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time
     e.reload()
-    assert e.build_model()[2].out_features == 5
+    assert e.build_model()[2].out_features == 7
+    assert not (tmp_path / "__pycache__").exists()  # nothing written into the user's folder
 
 
 def test_to_device_moves_nested_batches():
