@@ -9,17 +9,25 @@ the controller and the race can never disagree about a racer.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from PySide6 import QtCore
 
 from app.colors import PALETTE
-from core.optimizers import OptimizerSpec, SchedulerSpec
+from core.optimizers import OptimizerSpec, SchedulerSpec, get_optimizer
 from core.race.race import Race, RacerSpec
 from core.race.session import RaceSession, SurfaceChoice
 from core.race.surfaces import Surface
 
 FRAME_MS = 16  # about 60 frames a second
 MAX_RACERS = 10
+
+
+def names_optimizer(name: str, key: str) -> bool:
+    """Whether a racer's ``name`` mentions its optimizer ``key`` or that optimizer's label, as
+    a word ("SGD lr 0.09" for sgd, "Momentum" for momentum)."""
+    words = {key, get_optimizer(key).label}
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", name, re.I) for w in words)
 
 
 class RaceController(QtCore.QObject):
@@ -140,11 +148,14 @@ class RaceController(QtCore.QObject):
         """A different optimizer class: the race restarts (racers share one tensor)."""
         old = self.specs[r]
         keep = {"lr": old.optimizer.hyper.get("lr")} if "lr" in old.optimizer.hyper else {}
-        spec = dataclasses.replace(old, optimizer=OptimizerSpec(name, keep))
+        # a name that says the old optimizer ("SGD", "Momentum 0.9") would now mislabel the
+        # racer: it goes, and the new optimizer's label shows; other names ("lr 0.06") stay
+        rename = {"name": ""} if names_optimizer(old.name, old.optimizer.name) else {}
+        spec = dataclasses.replace(old, optimizer=OptimizerSpec(name, keep), **rename)
         try:
             spec.validate()
         except ValueError:
-            spec = dataclasses.replace(old, optimizer=OptimizerSpec(name))
+            spec = dataclasses.replace(old, optimizer=OptimizerSpec(name), **rename)
         specs = list(self.specs)
         specs[r] = spec
         self._rebuild(specs, "Race restarted: a racer changed optimizer")

@@ -241,6 +241,26 @@ def _who_failed(world: World, round_no: int) -> str:
     return ", ".join(f"rank {r}" for r in late) or "another rank"
 
 
+def shares_of(todo: np.ndarray, width: int, size: int) -> list[np.ndarray]:
+    """The points ``todo`` (flat indices into rows of ``width``) split among ``size`` ranks:
+    each row's points in ``size`` runs of neighbours, one per rank, the longer runs going to a
+    different rank each row, so the shares differ by at most one point and the ranks finish
+    together. Runs, not every other point: a row's points share work (the evaluator's
+    ``row()`` forms ``Z0 + b*Z2`` once per call), which alternate points split across ranks
+    made each rank do twice per point."""
+    rows = todo // width
+    parts: list[list[np.ndarray]] = [[] for _ in range(size)]
+    longer = 0  # the rank that gets the next longer run
+    for r in np.unique(rows):
+        points = todo[rows == r]
+        runs = np.array_split(points, size)  # the first len(points) % size runs are longer
+        extra = len(points) % size
+        for i, run in enumerate(runs):
+            parts[(i + longer) % size].append(run)
+        longer = (longer + extra) % size
+    return [np.concatenate(p) if p else np.zeros(0, dtype=todo.dtype) for p in parts]
+
+
 def fill(
     evaluator: Evaluator,
     alphas: np.ndarray,
@@ -265,9 +285,10 @@ def fill(
     done_flat = _broadcast(done_flat, world)
     todo = np.flatnonzero(done_flat == 0)
     resumed = total - len(todo)
-    mine = todo[world.rank :: world.size]
+    shares = shares_of(todo, shape[1], world.size)
+    mine = shares[world.rank]
     # every rank knows every rank's share: the number of rounds agrees without a message
-    longest = math.ceil(len(todo) / world.size)
+    longest = max(len(share) for share in shares)
     per_round, taken, round_no = 1, 0, 0
     t0 = clock()
     last_save = -math.inf  # the first round saves: a file that can't be written shows early

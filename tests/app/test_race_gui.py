@@ -242,6 +242,24 @@ def test_racers_can_be_added_removed_and_retyped(race):
     assert len(c.specs) == n and c.race.step_count == 0
 
 
+def test_a_racer_named_after_its_optimizer_is_renamed_when_the_optimizer_changes(race):
+    """A preset's "SGD" racer retyped to Adam was still called "SGD"; a name of the user's
+    own that doesn't say the optimizer stays."""
+    c = race.c
+    while len(c.specs) < 2:
+        c.add_racer("sgd")
+    c.set_optimizer(0, "sgd")
+    c.set_optimizer(1, "momentum")
+    c.set_hyper(0, "lr", 0.01)
+    c.set_options(0, name="SGD lr 0.01")
+    c.set_options(1, name="slow start")
+    c.set_optimizer(0, "adam")
+    c.set_optimizer(1, "adam")
+    assert c.specs[0].label == "Adam" and c.specs[0].optimizer.hyper["lr"] == 0.01
+    assert c.specs[1].label == "slow start"
+    assert race.table.item(0, 1).text() == "Adam"
+
+
 def test_theme_switch(window, monkeypatch):
     """A switch changes the palette only: setting the Fusion style again re-polished every
     widget (0.1-0.2 s per switch, and every window build switched twice)."""

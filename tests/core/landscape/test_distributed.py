@@ -79,3 +79,23 @@ def test_a_partial_file_that_cannot_be_written_costs_the_resume_not_the_grid(tmp
     assert grid.done.all() and steps[-1].done == 45
     warnings = [s.warning for s in steps if s.warning]
     assert len(warnings) == 1 and "cannot keep a partial file" in warnings[0]
+
+
+def test_the_ranks_shares_cover_every_point_once_in_runs_of_a_row():
+    """Each point to do goes to exactly one rank; the shares differ by at most one point (the
+    ranks finish together); within a row a rank's points are neighbours (one row() call)."""
+    from core.landscape.distributed import shares_of
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        h, w, size = (int(v) for v in rng.integers(1, 12, 3))
+        todo = np.flatnonzero(rng.random(h * w) < rng.random())  # a resumed grid has gaps
+        shares = shares_of(todo, w, size)
+        assert len(shares) == size
+        np.testing.assert_array_equal(np.sort(np.concatenate(shares)), todo)
+        lengths = [len(s) for s in shares]
+        assert max(lengths) - min(lengths) <= 1, (h, w, size, lengths)
+        for share in shares:
+            for r in np.unique(share // w):
+                run = np.flatnonzero(np.isin(todo, share[share // w == r]))
+                assert np.all(np.diff(run) == 1)  # neighbours among the row's points to do
