@@ -224,6 +224,31 @@ def ws(qtbot, settings):
 
 
 @pytest.fixture
+def train_in(qtbot):
+    """Train in a Train workspace and wait until the run is done and saved:
+    ``train_in(ws, "linreg", 5, optimizer=None, setup=None, lr=0.01)`` returns the run.
+    ``setup(ws)`` changes the controls further just before Start."""
+
+    def run(ws, task, epochs, optimizer=None, setup=None, **hyper):
+        c = ws.controls
+        c.set_task(task)
+        if optimizer:
+            c.optimizer.setCurrentIndex(c.optimizer.findData(optimizer))
+        c.epochs.setValue(epochs)
+        c.hyper.update(hyper)
+        if setup is not None:
+            setup(ws)
+        ws.start()
+        assert ws.running, ws.error.text()
+        qtbot.waitUntil(lambda: not ws.running, timeout=60_000)
+        qtbot.waitUntil(lambda: not ws.save_jobs, timeout=30_000)
+        ws.plots.redraw(force=True)
+        return ws.runs[-1]
+
+    return run
+
+
+@pytest.fixture
 def race_ws(qtbot):
     """The Race workspace alone, as the window lays it out (less than half the time of the
     whole window), shut down afterwards: for tests of the workspace, not of the window."""

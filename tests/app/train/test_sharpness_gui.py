@@ -7,6 +7,17 @@ import pytest
 from PySide6 import QtWidgets
 
 
+def _tracking(every):
+    """Track sharpness every ``every`` steps (for train_in's setup)."""
+
+    def setup(ws):
+        box, edit, _ = _parts(ws)
+        box.setChecked(True)
+        edit.setText(str(every))
+
+    return setup
+
+
 def _parts(ws):
     c = ws.controls
     box = c.findChild(QtWidgets.QCheckBox, "track_sharpness")
@@ -14,22 +25,6 @@ def _parts(ws):
     error = c.findChild(QtWidgets.QLabel, "sharpness_error")
     assert box is not None and edit is not None and error is not None
     return box, edit, error
-
-
-def _run(ws, qtbot, task, epochs, every, optimizer=None):
-    ws.controls.set_task(task)
-    if optimizer:
-        ws.controls.optimizer.setCurrentIndex(ws.controls.optimizer.findData(optimizer))
-    ws.controls.epochs.setValue(epochs)
-    box, edit, _ = _parts(ws)
-    box.setChecked(True)
-    edit.setText(str(every))
-    ws.start()
-    assert ws.running, ws.error.text()
-    qtbot.waitUntil(lambda: not ws.running, timeout=60_000)
-    qtbot.waitUntil(lambda: not ws.save_jobs, timeout=30_000)
-    ws.plots.redraw(force=True)
-    return ws.runs[-1]
 
 
 def test_n_is_checked_as_typed_and_start_says_why_it_refuses(ws):
@@ -65,10 +60,10 @@ def test_the_three_forms_track_in_the_nn_linear_form_only(ws):
 
 
 @pytest.mark.slow
-def test_a_tracked_run_is_plotted_against_2_over_lr_and_reopens(ws, qtbot, tmp_path):
+def test_a_tracked_run_is_plotted_against_2_over_lr_and_reopens(ws, tmp_path, train_in):
     plot = ws.plots.findChild(pg.PlotWidget, "sharpness_plot")
     assert plot is not None and not plot.isVisibleTo(ws)  # no run tracks yet: no room taken
-    run = _run(ws, qtbot, "linreg", 12, 4)
+    run = train_in(ws, "linreg", 12, setup=_tracking(4))
     assert plot.isVisibleTo(ws)
     curve, line = ws.plots.sharp.items[run]
     x, y = curve.getData()
@@ -90,8 +85,8 @@ def test_a_tracked_run_is_plotted_against_2_over_lr_and_reopens(ws, qtbot, tmp_p
 
 
 @pytest.mark.slow
-def test_adam_gets_no_limit_line_and_the_caption_says_why(ws, qtbot):
-    run = _run(ws, qtbot, "linreg", 4, 2, optimizer="adam")
+def test_adam_gets_no_limit_line_and_the_caption_says_why(ws, train_in):
+    run = train_in(ws, "linreg", 4, optimizer="adam", setup=_tracking(2))
     curve, line = ws.plots.sharp.items[run]
     assert len(curve.getData()[0]) == 2
     assert line.getData()[0] is None or len(line.getData()[0]) == 0

@@ -5,21 +5,6 @@ import pytest
 from PySide6 import QtGui, QtWidgets
 
 
-def _train(ws, qtbot, task, epochs, optimizer=None, **hyper):
-    c = ws.controls
-    c.set_task(task)
-    if optimizer:
-        c.optimizer.setCurrentIndex(c.optimizer.findData(optimizer))
-    c.epochs.setValue(epochs)
-    c.hyper.update(hyper)
-    ws.start()
-    assert ws.running, ws.error.text()
-    qtbot.waitUntil(lambda: not ws.running, timeout=60_000)
-    qtbot.waitUntil(lambda: not ws.save_jobs, timeout=30_000)
-    ws.plots.redraw(force=True)
-    return ws.runs[-1]
-
-
 def _type(box, text):
     box.text.setText(text)
     box.text.editingFinished.emit()
@@ -137,8 +122,8 @@ def test_the_configuration_shows_the_lr_in_force(ws, qtbot):
     assert Run(record, "#ff0000").config_text() == f"Adam, lr {default:g}, full batch, 3 ep, mse"
 
 
-def test_validation_plots_range_over_what_is_shown(ws, qtbot):
-    sine = _train(ws, qtbot, "sine", 40, lr=1e-6)
+def test_validation_plots_range_over_what_is_shown(ws, train_in):
+    sine = train_in(ws, "sine", 40, lr=1e-6)
     p = ws.plots
     assert p.val_plot.viewRange()[0][1] >= 30
     ws.controls.set_task("linreg")  # nothing of this task yet: the plots are empty
@@ -155,8 +140,8 @@ def test_validation_plots_range_over_what_is_shown(ws, qtbot):
     assert p.val_plot.viewRange()[0][1] >= 30 and p.val_plot.viewRange()[1][1] > 100
 
 
-def test_a_continued_run_is_named_after_what_it_runs_with(ws, qtbot):
-    first = _train(ws, qtbot, "linreg", 4, lr=0.05)
+def test_a_continued_run_is_named_after_what_it_runs_with(ws, qtbot, train_in):
+    first = train_in(ws, "linreg", 4, lr=0.05)
     ws.controls.epochs.setValue(2)
     ws.controls.hyper["lr"] = 0.1
     ws.table.selectRow(0)
@@ -169,8 +154,8 @@ def test_a_continued_run_is_named_after_what_it_runs_with(ws, qtbot):
     assert "in use: lr 0.1" in ws.plots.details.text()
 
 
-def test_the_plot_export_holds_only_the_plots(ws, qtbot, tmp_path):
-    _train(ws, qtbot, "linreg", 3)
+def test_the_plot_export_holds_only_the_plots(ws, tmp_path, train_in):
+    train_in(ws, "linreg", 3)
     p = ws.plots
     seen = {}
 

@@ -9,18 +9,6 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 
-def _train(ws, qtbot, task, epochs, **hyper):
-    ws.controls.set_task(task)
-    ws.controls.epochs.setValue(epochs)
-    ws.controls.hyper.update(hyper)
-    ws.start()
-    assert ws.running, ws.error.text()
-    qtbot.waitUntil(lambda: not ws.running, timeout=60_000)
-    qtbot.waitUntil(lambda: not ws.save_jobs, timeout=30_000)
-    ws.plots.redraw(force=True)
-    return ws.runs[-1]
-
-
 def _lr_box(ws):
     from app.widgets import NumberEdit
 
@@ -61,13 +49,13 @@ def test_a_switch_torch_refuses_is_explained_under_the_rows(ws):
     assert c.hyper_error.text() == "" and c.problems() == []
 
 
-def test_ticks_carry_real_values(ws, qtbot):
+def test_ticks_carry_real_values(ws, train_in):
     from app.theme import tick_strings
 
     assert tick_strings([0.0002, 0.0004], 1, 0.0002) == ["0.0002", "0.0004"]
     assert tick_strings([0, 20000, 70000], 1, 10000) == ["0", "20000", "70000"]
     assert tick_strings([1e6, 1.5e6], 1, 5e5) == ["1e6", "1.5e6"]
-    _train(ws, qtbot, "linreg", 5, lr=0.01)
+    train_in(ws, "linreg", 5, lr=0.01)
     for plot in ws.plots.plots:
         axis = plot.getAxis("left")
         assert not axis.autoSIPrefix
@@ -79,9 +67,9 @@ def test_ticks_carry_real_values(ws, qtbot):
     assert axis.tickSpacing(0, 0.011, 600)[0][0] <= 0.002
 
 
-def test_runs_of_another_task_are_not_drawn_unless_asked(ws, qtbot, tmp_path):
-    sine = _train(ws, qtbot, "sine", 30)
-    line = _train(ws, qtbot, "linreg", 10)
+def test_runs_of_another_task_are_not_drawn_unless_asked(ws, tmp_path, train_in):
+    sine = train_in(ws, "sine", 30)
+    line = train_in(ws, "linreg", 10)
     p = ws.plots
     assert p.which.currentData() == "task" and p.drawn() == [line]
     assert not p.curves[sine].smooth.isVisible() and p.curves[line].smooth.isVisible()
@@ -146,8 +134,8 @@ def test_a_reopened_lenet_run_does_not_contradict_itself(ws, trained_run):
     assert "synthetic" in task and " on MNIST" not in task
 
 
-def test_continue_a_run_from_its_checkpoint(ws, qtbot):
-    first = _train(ws, qtbot, "linreg", 6, lr=0.01)
+def test_continue_a_run_from_its_checkpoint(ws, qtbot, train_in):
+    first = train_in(ws, "linreg", 6, lr=0.01)
     ckpt = first.checkpoint
     assert ckpt is not None and ws.continue_btn.isEnabled()
     ws.controls.epochs.setValue(3)
@@ -174,18 +162,18 @@ def test_continue_a_run_from_its_checkpoint(ws, qtbot):
     assert any(f"completed after {done + 3} epochs" in m for m in messages)  # in all
 
 
-def test_a_continue_for_another_task_is_refused(ws, qtbot):
-    _train(ws, qtbot, "linreg", 2)
+def test_a_continue_for_another_task_is_refused(ws, train_in):
+    train_in(ws, "linreg", 2)
     ws.controls.set_task("sine")
     ws.table.selectRow(0)
     assert ws.continue_run(ws.runs[0]) is None
     assert "choose it in the controls" in ws.error.text() and len(ws.runs) == 1
 
 
-def test_one_epoch_is_singular(ws, qtbot):
+def test_one_epoch_is_singular(ws, train_in):
     messages = []
     ws.message.connect(messages.append)
-    _train(ws, qtbot, "linreg", 1)
+    train_in(ws, "linreg", 1)
     assert any("after 1 epoch," in m for m in messages)
     assert not any("1 epochs" in m for m in messages)
 
