@@ -177,13 +177,17 @@ class PlaneEvaluator:
             p.copy_(theta[start : start + p.numel()].view_as(p))
             start += p.numel()
 
+    def _rest(self, z: torch.Tensor) -> torch.Tensor:
+        """The layers after the first (and its pooling) on ``z``, in the working precision."""
+        dtype = self.centre.dtype
+        return self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+
     def _tail(self, base: torch.Tensor, z1: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The model's output for one chunk at ``base + a*z1`` (``base = Z0 + b*Z2``)."""
         z = base + a * z1
         if self.fold_pool is not None:  # (4, N, h, w, C) -> (N, C, h, w), channels-last
             z = self.fold_pool(torch.amax(z, dim=0).permute(0, 3, 1, 2))
-        dtype = self.centre.dtype
-        return self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+        return self._rest(z)
 
     def _eager_tail(self, base: torch.Tensor, z1: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """:meth:`_tail` without torch.compile, in less memory traffic: the pooled input is
@@ -204,8 +208,7 @@ class PlaneEvaluator:
                 torch.add(base[k], z1[k], alpha=alpha, out=member)
                 torch.maximum(pooled, member, out=pooled)
             z = self.fold_pool(pooled.permute(0, 3, 1, 2))
-        dtype = self.centre.dtype
-        return self.rest(z.to(self.work)).to(dtype) if self.work != dtype else self.rest(z)
+        return self._rest(z)
 
     def compile(self) -> float:
         """Compile the per-point work with ``torch.compile`` (it fuses the combine, pooling
