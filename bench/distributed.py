@@ -7,7 +7,10 @@ is computed:
 
 * 1 process, 1 thread;
 * 1 process, 2 threads;
-* 2 ranks (torchrun, gloo, rendezvous on 127.0.0.1), 1 thread each.
+* 2 ranks (torchrun, gloo, rendezvous on 127.0.0.1), 1 thread each;
+* 2 processes of 1 thread with no torch.distributed at all, each filling its half of the grid
+  from the same moment: the most 2 cores of this machine give (its ceiling), against which
+  the ranks' figure shows what sharing the grid costs.
 
 Only the grid is timed (after loading, on rank 0, between two barriers). Scaling efficiency is
 the speed-up over 1 process x 1 thread divided by the number of cores used. Grids: 9x9 for the
@@ -37,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from core.landscape.evaluator import EVAL_BATCH  # noqa: E402
 
 
-def child(model: str, grid: int, threads: int, eval_batch: int) -> None:
+def child(model: str, grid: int, threads: int, eval_batch: int, half: str = "") -> None:
     import numpy as np
     import torch
 
@@ -75,6 +78,14 @@ def child(model: str, grid: int, threads: int, eval_batch: int) -> None:
     target = dist.PartialGrid.empty("bench", (grid, grid), True) if world.main else None
     if world.distributed:
         torch.distributed.barrier()
+    if half:  # "i/n@t": the i-th of n equal runs of the grid's points, started at time t
+        i, rest = half.split("/")
+        n, at = rest.split("@")
+        flat = target.done.ravel()
+        keep = np.array_split(np.arange(flat.size), int(n))[int(i)]
+        flat[:] = True
+        flat[keep] = False
+        time.sleep(max(0.0, float(at) - time.time()))
     t0 = time.perf_counter()
     for _ in dist.fill(ev, axes, axes, target, world):
         pass
@@ -82,7 +93,8 @@ def child(model: str, grid: int, threads: int, eval_batch: int) -> None:
         torch.distributed.barrier()
     seconds = time.perf_counter() - t0
     if world.main:
-        print(json.dumps({"points_per_s": grid * grid / seconds, "seconds": seconds}))
+        print(json.dumps({"points_per_s": grid * grid / seconds, "seconds": seconds,
+                          "ended": time.time()}))  # fmt: skip
     dist.stop(world)
 
 
@@ -92,7 +104,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def alone(model: str, grid: int, n: int, eval_batch: int) -> float:
+    """``n`` one-thread processes, no torch.distributed, each filling 1/n of the grid from one
+    moment (after all have loaded): points/s of the whole grid until the last one ends."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    at = time.time() + 15  # every child has imported torch and built its model by then
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                model,
+                "--grid",
+                str(grid),
+                "--threads",
+                "1",
+                "--eval-batch",
+                str(eval_batch),
+                "--half",
+                f"{i}/{n}@{at}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    ends = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"a child failed ({p.returncode})")
+        ends.append(json.loads([x for x in out.splitlines() if x.startswith("{")][-1])["ended"])
+    if time.time() < at:
+        raise SystemExit("a child ended before the start: raise the 15 s head start")
+    return grid * grid / (max(ends) - at)
+
+
 def measure(model: str, grid: int, ranks: int, threads: int, eval_batch: int) -> float:
+    if threads == 0:  # the ceiling: ranks processes with no collectives
+        return alone(model, grid, ranks, eval_batch)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     me = [__file__, "--child", model, "--grid", str(grid), "--threads", str(threads)]
     me += ["--eval-batch", str(eval_batch)]
@@ -116,6 +168,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--half", default="", help=argparse.SUPPRESS)
     ap.add_argument(
         "--models",
         default="resnet_bn,lenet,lenet-compiled",
@@ -129,7 +182,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.grid, args.threads, args.eval_batch)
+        child(args.child, args.grid, args.threads, args.eval_batch, args.half)
         return 0
     import torch
 
@@ -137,14 +190,15 @@ def main() -> int:
           f"torch {torch.__version__}")  # fmt: skip
     print(f"median of {args.repeats} interleaved runs")
     setups = [("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
-              ("2 ranks x 1 thread", 2, 1)]  # fmt: skip
+              ("2 ranks x 1 thread", 2, 1),
+              ("2 processes x 1 thread, no collectives (ceiling)", 2, 0)]  # fmt: skip
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - {"resnet_bn", "lenet", "lenet-compiled"}
     if unknown:
         ap.error(f"unknown model(s): {', '.join(sorted(unknown))}")
     print(f"LeNet: {args.eval_batch} images per forward pass on the plane\n")
-    print("| model | grid | setup | points/s | speed-up | scaling efficiency |")
-    print("|---|---|---|---|---|---|")
+    print("| model | grid | setup | points/s | speed-up | scaling efficiency | of the ceiling |")
+    print("|---|---|---|---|---|---|---|")
     for model in models:
         grid = args.grid or (9 if model == "resnet_bn" else 17)
         got: dict[str, list[float]] = {s[0]: [] for s in setups}
@@ -152,11 +206,12 @@ def main() -> int:
             for name, ranks, threads in setups:
                 got[name].append(measure(model, grid, ranks, threads, args.eval_batch))
         base = statistics.median(got[setups[0][0]])
+        ceiling = statistics.median(got[setups[-1][0]])
         for name, ranks, threads in setups:
             rate = statistics.median(got[name])
-            cores = ranks * threads
+            cores = ranks * max(threads, 1)
             print(f"| {model} | {grid}x{grid} | {name} | {rate:.2f} | {rate / base:.2f}x | "
-                  f"{rate / base / cores:.0%} |")  # fmt: skip
+                  f"{rate / base / cores:.0%} | {rate / ceiling:.0%} |")  # fmt: skip
     return 0
 
 

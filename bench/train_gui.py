@@ -56,6 +56,9 @@ VARIANTS = {
     "1-thread": {"threads": 1},
     "2-threads": {"threads": 2},
     "draw-5%": {"draw": 0.05},
+    "draw-3%": {"draw": 0.03},
+    "no-redraw": {"redraw": False},  # the curves never redrawn: what drawing costs
+    "hidden": {"hidden": True},  # the window never shown: no painting at all
 }
 
 
@@ -110,7 +113,10 @@ def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a c
     )
     w = MainWindow(settings=settings, restore=False)
     w.resize(1440, 900)
-    w.show()
+    if not knobs.get("hidden"):
+        w.show()
+    if knobs.get("redraw") is False:
+        w.train.plots.start = lambda: None
     w.tabs.setCurrentWidget(w.train)
     t = w.train
     t.controls.set_task("lenet")

@@ -23,7 +23,7 @@ from app.train.views import DigitsView, Hover, LineView, PaintClock, Plot, SineV
 
 REDRAW_MS = 30  # the shortest gap between two redraw ticks (see redraw)
 MAX_REDRAW_MS = 1000
-DRAW_SHARE = 0.1  # of the GUI thread's time, at most, spent drawing while runs train
+DRAW_SHARE = 0.05  # of the GUI thread's time, at most, spent drawing while runs train
 AXIS_TEXT = 34  # px for a left axis's tick labels at first ("0.004"); wider ones widen it
 TASK_TITLES = {
     "sine": "<b>The fit</b>: sin(x) and the current cubic",
@@ -389,9 +389,11 @@ class TrainPlots(QtWidgets.QWidget):
 
         Drawing holds the GUI thread (and, in pyqtgraph's Python, the GIL the training thread
         needs), so a tick draws one panel, keeping every pause short, and the next tick waits
-        until drawing has used no more than DRAW_SHARE of the time. At 20% (and a core left
-        to the window) LeNet trained at 64% of its speed without a window; at 10%, with fixed
-        x ranges halving a paint, the curves still move several times a second.
+        until drawing has used no more than DRAW_SHARE of the time. On 2 cores every 1% of
+        the GUI thread's time spent drawing cost LeNet's training ~1.5-2% (torch's two threads
+        wait for each other, and for the GIL): at 20% it trained at 64% of its speed without a
+        window, at 10% at ~82%, at 5% at ~90% (bench/train_gui.py --variants app,draw-3%),
+        and the curves still move a few times a second.
         """
         if force:
             for name in PANELS:

@@ -2,11 +2,13 @@
 
 ``torchrun --nproc-per-node N -m app landscape ...`` starts N processes; each learns its rank
 and the world size from the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), as torch
-does. The points still to compute are dealt out interleaved (rank r takes points r, r+N, ...),
-so neighbouring rows, which cost about the same, are shared and the ranks finish together.
-They work in rounds: every rank evaluates a few points, rank 0 gathers them (one collective
-per round), updates the grid and, every few seconds, writes it atomically to a *partial file*.
-Rank 0 also decides each round's size (about half a second of work) and whether to stop.
+does. They work in rounds: every rank evaluates the next few points of the grid, rank 0
+gathers them (one collective per round), updates the grid and, every few seconds, writes it
+atomically to a *partial file*. Rank 0 also decides whether to stop, and how many points each
+rank takes in the next round: about half a second of work at the speed that rank had in its
+last round. So the ranks take turns along the grid, a rank slowed by other work on its core
+takes fewer points, and every round, the last included, ends on every rank at about the same
+time (with equal shares, each round waited for whichever rank was slower that round).
 
 A partial file records what it was computed from (a fingerprint of the model, the checkpoint,
 the directions, the grid, the samples and the precision). A rerun of the same command
@@ -241,24 +243,31 @@ def _who_failed(world: World, round_no: int) -> str:
     return ", ".join(f"rank {r}" for r in late) or "another rank"
 
 
-def shares_of(todo: np.ndarray, width: int, size: int) -> list[np.ndarray]:
-    """The points ``todo`` (flat indices into rows of ``width``) split among ``size`` ranks:
-    each row's points in ``size`` runs of neighbours, one per rank, the longer runs going to a
-    different rank each row, so the shares differ by at most one point and the ranks finish
-    together. Runs, not every other point: a row's points share work (the evaluator's
-    ``row()`` forms ``Z0 + b*Z2`` once per call), which alternate points split across ranks
-    made each rank do twice per point."""
-    rows = todo // width
-    parts: list[list[np.ndarray]] = [[] for _ in range(size)]
-    longer = 0  # the rank that gets the next longer run
-    for r in np.unique(rows):
-        points = todo[rows == r]
-        runs = np.array_split(points, size)  # the first len(points) % size runs are longer
-        extra = len(points) % size
-        for i, run in enumerate(runs):
-            parts[(i + longer) % size].append(run)
-        longer = (longer + extra) % size
-    return [np.concatenate(p) if p else np.zeros(0, dtype=todo.dtype) for p in parts]
+def plan_round(rates: np.ndarray, remaining: int, seconds: float = ROUND_SECONDS) -> np.ndarray:
+    """How many of the ``remaining`` points each rank takes next: about ``seconds`` of work at
+    each rank's speed (``rates``, points per second; NaN where not known yet: one point), all
+    of them when that is more than remain, shared in proportion to the speeds so that the
+    last round ends together too. Every rank gets at least one point while points remain for
+    all."""
+    size = len(rates)
+    known = np.isfinite(rates) & (rates > 0)
+    if not known.all():  # a rank's first round: one point (it pays any warm-up)
+        counts = np.ones(size, dtype=np.int64)
+    else:
+        counts = np.clip(np.floor(rates * seconds), 1, 4096).astype(np.int64)
+    if counts.sum() <= remaining:
+        return counts
+    if remaining <= size:  # (unknown speeds give one point each: fewer than the ranks remain)
+        return (np.arange(size) < remaining).astype(np.int64)
+    # the rest, in proportion to the speeds: every rank ends the last round at the same time
+    share = rates / rates.sum() * remaining
+    counts = np.maximum(1, np.floor(share)).astype(np.int64)
+    while counts.sum() > remaining:  # the floor of 1 overshot: take from the largest
+        counts[np.argmax(counts)] -= 1
+    short = remaining - int(counts.sum())
+    for r in np.argsort(counts - share)[:short]:  # the most rounded-down first
+        counts[r] += 1
+    return counts
 
 
 def fill(
@@ -285,11 +294,11 @@ def fill(
     done_flat = _broadcast(done_flat, world)
     todo = np.flatnonzero(done_flat == 0)
     resumed = total - len(todo)
-    shares = shares_of(todo, shape[1], world.size)
-    mine = shares[world.rank]
-    # every rank knows every rank's share: the number of rounds agrees without a message
-    longest = max(len(share) for share in shares)
-    per_round, taken, round_no = 1, 0, 0
+    # rank 0 plans each round from every rank's speed in its last one; the plan is broadcast,
+    # so every rank knows where every share starts
+    rates = np.full(world.size, math.nan)
+    counts = plan_round(rates, len(todo))
+    pos, round_no = 0, 0
     t0 = clock()
     last_save = -math.inf  # the first round saves: a file that can't be written shows early
     rate = math.nan
@@ -308,15 +317,17 @@ def fill(
             saving["to"] = None
 
     try:
-        while taken < longest:
+        while pos < len(todo):
             stopping = bool(should_stop and should_stop()) if world.main else False
-            ctrl = _broadcast(np.array([float(stopping), float(per_round)]), world)
+            ctrl = _broadcast(np.array([float(stopping), *counts], dtype=np.float64), world)
             if ctrl[0]:
                 break
-            k = int(ctrl[1])
+            counts = ctrl[1:].astype(np.int64)
+            first = pos + int(counts[: world.rank].sum())
+            chunk = todo[first : first + int(counts[world.rank])]
             t_round = clock()
-            chunk = mine[taken : taken + k]
-            out = np.full((k, 3), -1.0)
+            # one row per point, padded to the largest share, and last this rank's seconds
+            out = np.full((int(counts.max()) + 1, 3), -1.0)
             i = 0
             for r in np.unique(chunk // shape[1]):  # points of one row together: row() shares
                 flats = chunk[chunk // shape[1] == r]  # the row's work (see PlaneEvaluator)
@@ -326,23 +337,27 @@ def fill(
                 for flat, (loss, acc) in zip(flats, values, strict=True):
                     out[i] = (flat, loss, math.nan if acc is None else acc)
                     i += 1
+            out[-1] = (-2.0, clock() - t_round, len(chunk))
             gathered = _gather(out, world)
             _heartbeat(world, round_no)
-            taken += k
+            pos += int(counts.sum())
             round_no += 1
             if world.main:
-                for flat, loss, acc in (row for part in gathered for row in part):
-                    if flat < 0:
-                        continue
-                    r, c = divmod(int(flat), shape[1])
-                    grid.loss[r, c], grid.done[r, c] = loss, True
-                    if grid.acc is not None:
-                        grid.acc[r, c] = acc
+                for r, part in enumerate(gathered):
+                    seconds, n = part[-1, 1], part[-1, 2]
+                    if n > 0 and seconds > 0:
+                        rates[r] = n / seconds
+                    for flat, loss, acc in part[:-1]:
+                        if flat < 0:
+                            continue
+                        row, col = divmod(int(flat), shape[1])
+                        grid.loss[row, col], grid.done[row, col] = loss, True
+                        if grid.acc is not None:
+                            grid.acc[row, col] = acc
+                counts = plan_round(rates, len(todo) - pos)
                 now = clock()
                 elapsed = now - t0
                 rate = (grid.count - resumed) / elapsed if elapsed > 0 else math.nan
-                spent = max(now - t_round, 1e-6)
-                per_round = int(min(4096, max(1, k * ROUND_SECONDS / spent)))
                 if now - last_save >= SAVE_EVERY:
                     save()
                     last_save = now
@@ -392,6 +407,7 @@ __all__ = [
     "fill",
     "fingerprint",
     "partial_path",
+    "plan_round",
     "start",
     "stop",
 ]

@@ -81,21 +81,36 @@ def test_a_partial_file_that_cannot_be_written_costs_the_resume_not_the_grid(tmp
     assert len(warnings) == 1 and "cannot keep a partial file" in warnings[0]
 
 
-def test_the_ranks_shares_cover_every_point_once_in_runs_of_a_row():
-    """Each point to do goes to exactly one rank; the shares differ by at most one point (the
-    ranks finish together); within a row a rank's points are neighbours (one row() call)."""
-    from core.landscape.distributed import shares_of
+def test_each_round_gives_the_ranks_half_a_second_each_and_the_last_one_ends_together():
+    """The plan for a round: one point each while a rank's speed is unknown; then about
+    ROUND_SECONDS of work at each rank's own speed (a rank slowed by other work takes fewer
+    points); when fewer points remain than that, all of them, in proportion to the speeds, so
+    that no rank waits for another at the end; never more points than remain."""
+    from core.landscape.distributed import ROUND_SECONDS, plan_round
 
+    nan = float("nan")
+    assert plan_round(np.array([nan, nan, nan]), 100).tolist() == [1, 1, 1]
+    assert plan_round(np.array([nan, nan, nan]), 2).tolist() == [1, 1, 0]
+    assert plan_round(np.array([40.0, 20.0]), 1000).tolist() == [
+        int(40 * ROUND_SECONDS),
+        int(20 * ROUND_SECONDS),
+    ]
+    assert plan_round(np.array([40.0, 20.0]), 9).tolist() == [6, 3]  # both end after 0.15 s
     rng = np.random.default_rng(0)
-    for _ in range(300):
-        h, w, size = (int(v) for v in rng.integers(1, 12, 3))
-        todo = np.flatnonzero(rng.random(h * w) < rng.random())  # a resumed grid has gaps
-        shares = shares_of(todo, w, size)
-        assert len(shares) == size
-        np.testing.assert_array_equal(np.sort(np.concatenate(shares)), todo)
-        lengths = [len(s) for s in shares]
-        assert max(lengths) - min(lengths) <= 1, (h, w, size, lengths)
-        for share in shares:
-            for r in np.unique(share // w):
-                run = np.flatnonzero(np.isin(todo, share[share // w == r]))
-                assert np.all(np.diff(run) == 1)  # neighbours among the row's points to do
+    for _ in range(500):
+        size = int(rng.integers(1, 9))
+        rates = rng.uniform(0.5, 200, size)
+        remaining = int(rng.integers(0, 300))
+        counts = plan_round(rates, remaining)
+        assert counts.dtype.kind == "i" and len(counts) == size and (counts >= 0).all()
+        assert counts.sum() <= remaining
+        if remaining >= size:
+            assert (counts >= 1).all()  # nobody idles while there is work for all
+        full = np.clip(np.floor(rates * ROUND_SECONDS), 1, 4096)
+        if full.sum() <= remaining:
+            assert counts.tolist() == full.tolist()
+        else:  # the last round: every point, shared as the speeds are (to a point)
+            assert counts.sum() == remaining
+            share = rates / rates.sum() * remaining
+            if (share >= 1).all():
+                assert np.all(np.abs(counts - share) < 1), (rates, remaining, counts)
