@@ -1,6 +1,6 @@
 """Grids spread over torch.distributed ranks, and grids that resume after an interruption.
 
-``torchrun --nproc-per-node N -m app landscape ...`` starts N processes; each learns its rank
+``torchrun --nproc-per-node N -m app -- landscape ...`` starts N processes; each learns its rank
 and the world size from the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), as torch
 does. They work in rounds: every rank evaluates the next few points of the grid, rank 0
 gathers them (one collective per round), updates the grid and, every few seconds, writes it

@@ -4,6 +4,7 @@ file. Ranks (2 on gloo, rendezvous on 127.0.0.1, under torch's launcher) are tri
 accuracy of one process, and a rank that dies."""
 
 import numpy as np
+import pytest
 
 from core.landscape import distributed as dist
 
@@ -114,3 +115,28 @@ def test_each_round_gives_the_ranks_half_a_second_each_and_the_last_one_ends_tog
             share = rates / rates.sum() * remaining
             if (share >= 1).all():
                 assert np.all(np.abs(counts - share) < 1), (rates, remaining, counts)
+
+
+def test_the_readmes_torchrun_commands_reach_losslab_whole():
+    """torchrun takes any option that abbreviates one of its own (``--run`` is its
+    ``--run-path``, ``--log`` its ``--log-dir``): the README's commands put ``--`` after
+    ``-m app``, so every argument after it reaches ``losslab landscape``."""
+    import shlex
+    from pathlib import Path
+
+    from torch.distributed.run import get_args_parser
+
+    from app.main import build_parser
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    lines = readme.replace("\\\n", " ").splitlines()
+    commands = [shlex.split(line) for line in lines if line.startswith("torchrun ")]
+    assert len(commands) >= 2
+    for argv in commands:
+        # with --run added: a command of several runs (see "Several runs on one plane")
+        launch = get_args_parser().parse_args([*argv[1:], "--run", "a.json"])
+        assert launch.module and launch.training_script == "app"
+        args = build_parser().parse_args(launch.training_script_args)
+        assert args.command == "landscape" and args.out == ["land.npz"], argv
+    with pytest.raises(SystemExit):  # why: without "--", torchrun takes --run for its own
+        get_args_parser().parse_args(["-m", "app", "landscape", "--run", "a.json"])
