@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.openmp import PASSIVE_ENV, wait_briefly  # noqa: E402 (imports neither torch nor Qt)
@@ -55,6 +57,7 @@ VARIANTS = {
     "switch-1ms": {"switch": 0.001},
     "1-thread": {"threads": 1},
     "2-threads": {"threads": 2},
+    "draw-10%": {"draw": 0.10},  # the share before 0.05
     "draw-5%": {"draw": 0.05},
     "draw-3%": {"draw": 0.03},
     "no-redraw": {"redraw": False},  # the curves never redrawn: what drawing costs
@@ -142,6 +145,16 @@ def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a c
             yield e
 
     t.controller.train = timed
+    # how often the loss curve is redrawn while the run trains: "the curves still update"
+    loss_draws: list[float] = []
+    panel = t.plots._panel
+
+    def counted(name, force=False):
+        if name == "loss" and t.running:
+            loss_draws.append(time.perf_counter())
+        return panel(name, force)
+
+    t.plots._panel = counted
     t.start()
     if "switch" in knobs:  # after start: the app may set its own when a run starts
         sys.setswitchinterval(knobs["switch"])
@@ -171,6 +184,9 @@ def _epoch(app, batch: int, knobs: dict, MainWindow) -> dict:  # noqa: N803 (a c
         "img_s": (s1 - s0) * batch / (t1 - t0),  # first to last step, as bare_epoch
         "img_s_all": steps * batch / (t_end - t_first),  # and with validation and saving
         "gui_cpu": gui_cpu,
+        # the longest the loss curve went without a redraw, between its first and last
+        "loss_gap": max(np.diff(loss_draws), default=float("nan")),
+        "loss_draws_s": len(loss_draws) / (t1 - t0),
     }
 
 
@@ -315,9 +331,10 @@ def main() -> int:
     print(
         "| run | variant | largest delay | p99 delay | median delay | ticks | images/s (window) "
         "| images/s (no window) | window / none | window, with validation and save "
-        "| no window, window's OpenMP waits | GUI thread CPU | torch threads (window / none) |"
+        "| no window, window's OpenMP waits | GUI thread CPU | torch threads (window / none) "
+        "| loss curve redraws/s (longest gap) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     threads = torch.get_num_threads()
     # No warm-up on this thread: torch work here makes the training thread's slower (two
     # OpenMP pools on two cores), which the app never does. Imports and torch._dynamo load
@@ -336,7 +353,8 @@ def main() -> int:
                 f"| {i + 1} | {variant} | {r['max']:.1f} ms | {r['p99']:.1f} ms "
                 f"| {r['median']:.1f} ms | {r['ticks']} | {r['img_s']:,.0f} | {bare:,.0f} "
                 f"| {r['img_s'] / bare:.0%} | {r['img_s_all']:,.0f} | {bare_passive:,.0f} "
-                f"| {r['gui_cpu']:.0%} | {r['threads']} / {threads} |",
+                f"| {r['gui_cpu']:.0%} | {r['threads']} / {threads} "
+                f"| {r['loss_draws_s']:.1f} ({r['loss_gap']:.2f} s) |",
                 flush=True,
             )
     print()

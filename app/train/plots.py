@@ -97,7 +97,8 @@ class TrainPlots(QtWidgets.QWidget):
         self.curves: dict[Run, _Curves] = {}
         self.dark = False
         self.task = ""  # the task whose runs are drawn (the current run's)
-        self._cursor = 0  # the next panel _redraw looks at
+        self._cursor = 0  # the next panel _redraw looks at (after the loss curve)
+        self._last_panel = ""  # the panel the last tick drew
         self._x_span: tuple[int, int] | None = None  # fixed x ranges while runs train
         self.paint_clock = PaintClock()
         self._build()
@@ -392,26 +393,34 @@ class TrainPlots(QtWidgets.QWidget):
         until drawing has used no more than DRAW_SHARE of the time. On 2 cores every 1% of
         the GUI thread's time spent drawing cost LeNet's training ~1.5-2% (torch's two threads
         wait for each other, and for the GIL): at 20% it trained at 64% of its speed without a
-        window, at 10% at ~82%, at 5% at ~90% (bench/train_gui.py --variants app,draw-3%),
-        and the curves still move a few times a second.
+        window, at 10% at ~82%, at 5% at ~90% (bench/train_gui.py --variants app,draw-10%),
+        and the loss curve still moves a few times a second (it takes every other tick). The
+        cost is CPU time, the thread's own: on a busy machine the wall time of a paint grows
+        with the waits for a core and for the GIL, which cost the training nothing.
         """
         if force:
             for name in PANELS:
                 self._panel(name, force=True)
             return
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         runs = self.runs()
-        for _ in range(len(PANELS)):
-            name = PANELS[self._cursor]
-            self._cursor = (self._cursor + 1) % len(PANELS)
-            if any(name in r.dirty for r in runs):
-                self._panel(name)
-                break
-        else:
+        n = len(PANELS)
+        order = [PANELS[(self._cursor + i) % n] for i in range(n)]
+        dirty = [name for name in order if any(name in r.dirty for r in runs)]
+        if not dirty:
             if not any(r.running for r in runs):
                 self.timer.stop()
             return
-        cost = time.perf_counter() - t0 + self.paint_clock.take()
+        # the loss curve is what a learner watches: while it has news it takes every other
+        # tick, the other panels take turns in between
+        if "loss" in dirty and self._last_panel != "loss":
+            name = "loss"
+        else:
+            name = next((d for d in dirty if d != "loss"), "loss")
+            self._cursor = (PANELS.index(name) + 1) % n
+        self._last_panel = name
+        self._panel(name)
+        cost = time.thread_time() - t0 + self.paint_clock.take()
         self.timer.setInterval(int(min(MAX_REDRAW_MS, max(REDRAW_MS, 1000 * cost / DRAW_SHARE))))
 
     _redraw = redraw  # the timer's slot

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.theme import style_plot
+from app.theme import plot_background, style_plot
 
 WRONG = "#e6194b"
 RIGHT = "#3cb44b"
@@ -97,7 +97,7 @@ class PaintClock:
 
 
 class Plot(pg.PlotWidget):
-    """A PlotWidget that adds the time its paints take to a :class:`PaintClock`.
+    """A PlotWidget that adds the CPU time its paints take to a :class:`PaintClock`.
 
     Painting runs Python (pyqtgraph) on the GUI thread and holds the GIL that training threads
     need; the workspace uses the clock to space its redraws.
@@ -109,20 +109,28 @@ class Plot(pg.PlotWidget):
         self.setMenuEnabled(False)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         super().paintEvent(event)
         if self.clock is not None:
-            self.clock.seconds += time.perf_counter() - t0
+            self.clock.seconds += time.thread_time() - t0
 
 
 class SineView(Plot):
-    """sin(x) and each run's current cubic, with the polynomial written out."""
+    """sin(x) and each run's current cubic, with the polynomial written out.
+
+    The legend keeps to the upper left quarter, where sin(x) never goes (it is <= 0 for
+    x < 0) and a good fit neither: names are elided to fit its width, and its background
+    is the plot's, so a poor early fit passing under it leaves the names readable.
+    objectName of the legend's item: ``sine_legend``."""
 
     def __init__(self, clock: PaintClock | None = None, parent=None) -> None:
         super().__init__(clock, parent)
         self.setLabel("bottom", "x")
         self.setLabel("left", "y")
-        self.addLegend(offset=(8, 8))
+        self.legend = self.addLegend(offset=(8, 8), verSpacing=-6)
+        self.legend.setObjectName("sine_legend")
+        self.names: list[str] = []  # the fits' full names (the legend may show them elided)
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 225))  # set_theme's light one
         self.x = np.linspace(-math.pi, math.pi, 400)
         self.target = self.plot(
             self.x, np.sin(self.x), pen=pg.mkPen("#9aa0a6", width=5), name="sin(x)"
@@ -144,11 +152,42 @@ class SineView(Plot):
                 self.curves.append(self.plot(pen=pen, name=name))
             else:
                 self.curves[i].setPen(pen)
-                self.plotItem.legend.getLabel(self.curves[i]).setText(name)
             self.curves[i].setData(self.x, _cubic(coeffs, self.x))
+        self.names = [name for name, _, _ in fits]
+        self._fit_legend()
+
+    def legend_width(self) -> float:
+        """The legend's width in pixels, at most half the plot area's (the free quarter)."""
+        return self.legend.boundingRect().width()
+
+    def _fit_legend(self) -> None:
+        room = self.plotItem.vb.width() / 2 - 8 - 40  # less the offset and the line sample
+        if room <= 0:
+            return
+        for curve, name in zip(self.curves, self.names, strict=True):
+            label = self.legend.getLabel(curve)
+            font = QtGui.QFont(label.item.font())
+            font.setPointSizeF(9)  # the legend's labelTextSize
+            text = QtGui.QFontMetrics(font).elidedText(
+                name, QtCore.Qt.TextElideMode.ElideRight, int(room)
+            )
+            if label.text != text:
+                label.setText(text)
+        # from its smallest: the legend's layout stretches its labels to the legend's width
+        self.legend.resize(0, 0)
+        self.legend.layout.activate()
+        self.legend.updateSize()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if getattr(self, "names", None):  # PlotWidget resizes once before __init__ is done
+            self._fit_legend()
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)
+        bg = QtGui.QColor(plot_background(dark))
+        bg.setAlpha(225)
+        self.legend.setBrush(pg.mkBrush(bg))
 
 
 class LineView(Plot):
