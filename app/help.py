@@ -30,7 +30,7 @@ class Step:
 # tab index -> (title, README section, steps)
 TOURS: dict[int, tuple[str, str, list[Step]]] = {
     0: (
-        "The Race",
+        "The Race workspace",
         "The Race workspace",
         [
             Step(
@@ -68,7 +68,7 @@ TOURS: dict[int, tuple[str, str, list[Step]]] = {
         ],
     ),
     1: (
-        "Train",
+        "The Train workspace",
         "The Train workspace",
         [
             Step(
@@ -94,7 +94,7 @@ TOURS: dict[int, tuple[str, str, list[Step]]] = {
         ],
     ),
     2: (
-        "The Landscape",
+        "The Landscape workspace",
         "The Landscape workspace",
         [
             Step(

@@ -61,7 +61,7 @@ def add_race_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=False,
         metavar="FILE",
-        help="output: .png .svg .gif .mp4 .json .csv (repeatable)",
+        help="output: .png .svg .gif .mp4 .json .csv (repeatable); with --sweep: .png .npz",
     )
     p.add_argument("--size", default="1600x1200", help="picture size, e.g. 1600x1200")
     p.add_argument("--frames", type=int, default=120, help="GIF and MP4 frames (default 120)")

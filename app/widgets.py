@@ -11,6 +11,7 @@ from core.optimizers import Hyperparam
 
 SLIDER_STEPS = 1000
 ERROR_RED = "#e04040"  # the one red of error messages and rejected values
+AUTO = "auto"  # what an optional number box shows for None (torch's own value)
 
 
 class NumberEdit(QtWidgets.QWidget):
@@ -141,10 +142,18 @@ def editor_for(param: Hyperparam, value, on_change) -> QtWidgets.QWidget:
         w.currentIndexChanged.connect(lambda i: on_change(w.itemData(i)))
     elif param.kind == "int":
         w = QtWidgets.QSpinBox()
-        w.setRange(int(param.low), int(min(param.high, 2**31 - 1)))
-        w.setValue(int(value) if value is not None else int(param.low))
+        low = int(param.low)
+        if param.optional:
+            # one below the range reads "auto" and means None (torch's own value): showing
+            # the lowest number instead claimed a value torch was not using
+            low -= 1
+            w.setSpecialValueText(AUTO)
+        w.setRange(low, int(min(param.high, 2**31 - 1)))
+        w.setValue(int(value) if value is not None else low)
         w.setKeyboardTracking(False)
-        w.valueChanged.connect(lambda v: on_change(int(v)))
+        w.valueChanged.connect(
+            lambda v: on_change(None if param.optional and v == w.minimum() else int(v))
+        )
     else:
         w = NumberEdit(param.low, param.high, param.log, float(value))
         w.committed.connect(on_change)
@@ -158,7 +167,8 @@ def param_tip(param: Hyperparam) -> str:
     tip = param.help or param.name
     if param.kind in ("float", "int") and param.low is not None and param.high is not None:
         scale = ", log slider" if param.log and param.kind == "float" else ""
-        tip += f" (range {param.low:g} .. {param.high:g}{scale})"
+        auto = f"; {AUTO}: torch's own value" if param.optional else ""
+        tip += f" (range {param.low:g} .. {param.high:g}{scale}{auto})"
     elif param.kind == "choice":
         tip += " (one of " + ", ".join("none" if c is None else str(c) for c in param.choices) + ")"
     return tip

@@ -208,6 +208,11 @@ class RaceController(QtCore.QObject):
 
     def apply_session(self, session: RaceSession) -> None:
         """Load a validated session (its steps are replayed). Nothing changes if it fails."""
+        if len(session.racers) > MAX_RACERS:  # the table, colours and legend are made for 10
+            raise ValueError(
+                f"this session has {len(session.racers)} racers; the Race shows at most "
+                f"{MAX_RACERS} (the command line races any number)"
+            )
         surface = session.surface.build()
         start = session.start or surface.start
         race = Race(surface, session.racers, starts=start)

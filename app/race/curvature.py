@@ -49,8 +49,15 @@ class CurvatureArrows:
                 item.setVisible(False)
                 view.plot.addItem(item)
             self.parts.append({"halo": halo, "line": line, "heads": heads, "label": label, "i": i})
-        # Arrow lengths are in pixels: a zoom must redraw them.
-        view.plot.vb.sigRangeChanged.connect(lambda *_: self.show(self.curvature))
+        # Arrow heads and label places are in pixels: a zoom or a resize must redraw them, on
+        # the next turn of the event loop: while the view box resizes, its mapping to pixels
+        # is still the old one (labels then landed under the legend or off the plot).
+        self._redo = QtCore.QTimer(view)
+        self._redo.setSingleShot(True)
+        self._redo.setInterval(0)
+        self._redo.timeout.connect(lambda: self.show(self.curvature))
+        view.plot.vb.sigRangeChanged.connect(lambda *_: self._redo.start())
+        view.plot.vb.sigResized.connect(lambda *_: self._redo.start())
 
     @property
     def items(self) -> list:
@@ -79,6 +86,7 @@ class CurvatureArrows:
         lams = curv.eigenvalues
         span = ARROW_SHARE * min(x1 - x0, y1 - y0)
         biggest = max(abs(lams[0]), abs(lams[1]))
+        taken: list[QtCore.QRectF] = []  # the labels placed so far, in scene pixels
         for part in self.parts:
             i = part["i"]
             lam = float(lams[i])
@@ -96,14 +104,51 @@ class CurvatureArrows:
             for head, tip, turn in ((part["heads"][0], b, 180), (part["heads"][1], a, 0)):
                 head.setStyle(angle=turn + angle)
                 head.setPos(*tip)
-            # the label just past the "+" tip, on the side the arrow points to
-            ux, uy = pix / max(1e-12, float(np.hypot(*pix)))  # unit, y up
-            gap = np.array([6 * ux * sx, 6 * uy * sy])
-            part["label"].setAnchor((0.5 - 0.5 * ux, 0.5 + 0.5 * uy))
             part["label"].setText(f"λ{i + 1} = {lam:.4g}")
-            part["label"].setPos(*(b + gap))
+            taken.append(self._place_label(part["label"], a, b, pix, (sx, sy), taken))
             for item in (part["halo"], part["line"], *part["heads"], part["label"]):
                 item.setVisible(True)
+
+    def _place_label(self, label, a, b, pix, scale, taken: list) -> QtCore.QRectF:
+        """Put ``label`` just past the "+" tip ``b`` of the arrow ``a``-``b`` (``pix``: its
+        half in pixels), else past the "-" tip, else a line or two above or below: the first
+        place inside the plot that is clear of the racers' legend and of the rects in
+        ``taken`` (in a small window the arrows reach under the legend), else the least
+        covered one. Its scene rect."""
+        vb = self.view.plot.vb
+        sx, sy = scale
+        ux, uy = pix / max(1e-12, float(np.hypot(*pix)))  # unit, y up
+        w, h = label.textItem.boundingRect().width(), label.textItem.boundingRect().height()
+        inside = vb.sceneBoundingRect()
+        legend = self.view.legend
+        blocked = list(taken)
+        if legend.isVisible() and legend.items:
+            blocked.append(legend.sceneBoundingRect())
+        candidates = []  # (anchor, position in data units, scene rect), best first
+        for lines in (0, 1, -1, 2, -2):
+            for tip, sign in ((b, 1.0), (a, -1.0)):
+                anchor = (0.5 - 0.5 * sign * ux, 0.5 + 0.5 * sign * uy)
+                pos = tip + sign * np.array([6 * ux * sx, 6 * uy * sy])  # 6 px past the tip
+                p = vb.mapViewToScene(QtCore.QPointF(*pos))
+                rect = QtCore.QRectF(p.x() - anchor[0] * w, p.y() - anchor[1] * h, w, h)
+                # a line down (or up), then pulled inside the plot
+                dy = lines * (h + 2)
+                rect.translate(0, dy)
+                dx = max(0.0, inside.left() - rect.left()) - max(0.0, rect.right() - inside.right())
+                dy2 = max(0.0, inside.top() - rect.top()) - max(
+                    0.0, rect.bottom() - inside.bottom()
+                )
+                rect.translate(dx, dy2)
+                candidates.append((anchor, pos + np.array([dx * sx, -(dy + dy2) * sy]), rect))
+
+        def overlap(c) -> float:
+            parts = [c[2].intersected(r) for r in blocked]
+            return sum(q.width() * q.height() for q in parts if not q.isEmpty())
+
+        anchor, pos, rect = min(candidates, key=overlap)  # min keeps the first of equals
+        label.setAnchor(anchor)
+        label.setPos(*pos)
+        return rect
 
 
 def legend_html() -> str:

@@ -40,6 +40,7 @@ def _offscreen(ws: RaceWorkspace, size: tuple[int, int]) -> OffscreenView:
 
 
 def surface_png(ws: RaceWorkspace, path: str, size: tuple[int, int] = (1600, 1200)) -> None:
+    export.check_writable(path)  # before rendering: a large picture takes a while
     view = _offscreen(ws, size)
     try:
         export.write_png(path, view.image())
@@ -60,6 +61,8 @@ def window_png(ws: RaceWorkspace, path: str) -> None:
 
 
 def gif(ws: RaceWorkspace, path: str, frames: int = 120, size=(800, 600)) -> None:
+    # before rendering: the frames take seconds, and a bad folder was said only after them
+    export.check_writable(path)
     export.atomic_write(path, gif_of(_frames(ws, frames, size), ws.c.colours()))
 
 

@@ -208,6 +208,26 @@ class TransportBar(QtWidgets.QWidget):
         self.speed.setSuffix(" step/frame" if self.c.speed == 1 else " steps/frame")
 
 
+class KeyLabel(QtWidgets.QLabel):
+    """A word-wrapped label whose minimum height is what its wrapped lines need at its width:
+    a layout gives a wrapping label its one-line minimum, and a narrow window cut the keys
+    off mid-line. (Not setMinimumHeight: QLabel.heightForWidth never answers below it.)"""
+
+    _width = -1
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        if self.width() > 0:
+            hint.setHeight(max(hint.height(), self.heightForWidth(self.width())))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if self.width() != self._width:  # a new width: ask the layout again (height alone: no)
+            self._width = self.width()
+            self.updateGeometry()
+
+
 class ExplainPanel(QtWidgets.QWidget):
     """The selected racer's last step, written out with its numbers."""
 
@@ -243,7 +263,8 @@ class ExplainPanel(QtWidgets.QWidget):
                 (self.curvature, legend_html()),
             )
         ):
-            key = QtWidgets.QLabel(text)
+            key = KeyLabel(text)
+            key.setObjectName(f"{box.objectName()}_key")
             key.setTextFormat(QtCore.Qt.TextFormat.RichText)
             key.setWordWrap(True)  # a narrow window wraps it instead of widening the window
             keys.addWidget(box, row, 0)

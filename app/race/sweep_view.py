@@ -50,17 +50,22 @@ def _cell_rect(axis: SweepAxis, values: np.ndarray) -> tuple[float, float]:
 
 
 def _log_ticks(axis: SweepAxis) -> list[list[tuple[float, str]]]:
-    """Decades (and 2x, 5x when the range is short) in log10 coordinates, labelled as values;
-    pyqtgraph's own log ticks label every minor tick and overlap."""
+    """Decades, then 2x and 5x, both labelled as values, then the other minor ticks unlabelled,
+    in log10 coordinates: pyqtgraph drops a level's labels when they would crowd the axis, so a
+    narrow map keeps the decades instead of running 0.001 0.002 0.005 into one another.
+    (pyqtgraph's own log ticks label every minor tick and overlap.)"""
     lo, hi = np.log10(axis.low), np.log10(axis.high)
     decades = np.arange(np.floor(lo), np.ceil(hi) + 1)
-    factors = (1.0,) if hi - lo > 3 else (1.0, 2.0, 5.0)
-    major = [f * 10**d for d in decades for f in factors]
-    major = [v for v in major if lo - 1e-9 <= np.log10(v) <= hi + 1e-9]
-    minor = [f * 10**d for d in decades for f in range(2, 10)]
-    minor = [v for v in minor if lo <= np.log10(v) <= hi and v not in major]
+
+    def inside(values) -> list[float]:
+        return [v for v in values if lo - 1e-9 <= np.log10(v) <= hi + 1e-9]
+
+    ones = inside([10**d for d in decades])
+    twos_fives = inside([f * 10**d for d in decades for f in (2.0, 5.0)])
+    minor = inside([f * 10**d for d in decades for f in (3, 4, 6, 7, 8, 9)])
     return [
-        [(float(np.log10(v)), f"{v:g}") for v in major],
+        [(float(np.log10(v)), f"{v:g}") for v in ones],
+        [(float(np.log10(v)), f"{v:g}") for v in twos_fives],
         [(float(np.log10(v)), "") for v in minor],
     ]
 
@@ -74,6 +79,9 @@ class SweepView(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("sweep_view")
+        # below this the legend's longest line ("stability edge: lr · 20 = 2 (1 + momentum)")
+        # ran off the plot and the lr labels into one another
+        self.setMinimumSize(500, 380)
         self.plot = self.addPlot(row=0, col=0)
         self.plot.setMenuEnabled(False)
         self.image = pg.ImageItem(axisOrder="row-major")

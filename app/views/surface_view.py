@@ -33,13 +33,18 @@ def display_transform(z: np.ndarray, scale: str):
     return lambda v: np.log10(np.maximum(np.asarray(v, dtype=float) - shift, floor))
 
 
+FLOAT32_SAFE = float(np.finfo(np.float32).max) / 4  # room for the colour levels' arithmetic
+
+
 def display_values(z: np.ndarray, scale: str) -> tuple[np.ndarray, float, float]:
     """What the heatmap shows (log10 for log surfaces) and robust colour levels."""
     z = np.where(np.isfinite(z), z, np.nan)
     finite = z[np.isfinite(z)]
     if finite.size == 0:
         return z, 0.0, 1.0
-    shown = display_transform(z, scale)(z)
+    # The image is float32: beyond its range (exp(1000*x)) a value would turn inf and be
+    # drawn as a hole, with an overflow warning; clipped, it shows as the top colour.
+    shown = np.clip(display_transform(z, scale)(z), -FLOAT32_SAFE, FLOAT32_SAFE)
     vals = shown[np.isfinite(shown)]
     lo, hi = float(vals.min()), float(np.percentile(vals, 99.5))
     if not hi > lo:

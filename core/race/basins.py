@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.optimizers import get_optimizer
 from core.race.race import Race, RacerSpec
 from core.race.surfaces import Surface
 
@@ -51,6 +52,10 @@ def basin_map(
     gx, gy = np.meshgrid(np.linspace(xmin, xmax, resolution), np.linspace(ymin, ymax, resolution))
     starts = np.stack([gx.ravel(), gy.ravel()], axis=1)  # (N*N, 2), row-major in y
     race = Race(surface, [racer], starts=starts, dtype=torch.float32, history="none")
+    if not get_optimizer(racer.optimizer.name).elementwise:
+        # L-BFGS steps each start on its own (about 3 s per step at 48 x 48): a chunk of 25
+        # steps made Cancel, and closing the window, wait minutes
+        chunk = 1
     done = 0
     while done < steps:
         n = min(chunk, steps - done)

@@ -261,6 +261,9 @@ def parse_formula(text: str) -> Formula:
     return Formula(text=stripped, _root=root)
 
 
+BOUND_LIMIT = 1e6  # largest |bound| of a formula's plot
+
+
 def formula_surface(
     text: str,
     bounds: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
@@ -272,6 +275,9 @@ def formula_surface(
         raise FormulaError("plot bounds must be finite numbers")
     if not (xmin < xmax and ymin < ymax):
         raise FormulaError(f"plot bounds are empty: x {xmin} .. {xmax}, y {ymin} .. {ymax}")
+    if max(abs(xmin), abs(xmax), abs(ymin), abs(ymax)) > BOUND_LIMIT:
+        # beyond it x**2 overflows, the racers diverge at their start and the axes go blank
+        raise FormulaError(f"plot bounds must lie within -{BOUND_LIMIT:g} .. {BOUND_LIMIT:g}")
     formula = parse_formula(text)
     _check_somewhere_finite(formula, (xmin, xmax, ymin, ymax))
     if start is None:

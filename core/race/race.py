@@ -200,6 +200,21 @@ class Race:
         """The optimizer's own state dict for racer ``r`` (start ``k`` for L-BFGS)."""
         return self._states[r][k]
 
+    def optimizer_state(self, r: int, k: int = 0) -> dict[str, np.ndarray]:
+        """Racer ``r``'s ``torch.optim`` state at start ``k``, as float64 numpy copies:
+        ``(2,)`` arrays for per-coordinate entries (``exp_avg``, ``momentum_buffer``, ...),
+        0-d arrays for scalars (``step``). Empty before the first step. Non-tensor entries
+        (L-BFGS's counters) are left out."""
+        elementwise = self._elementwise[r]
+        state = self._states[r][0 if elementwise else k]
+        out: dict[str, np.ndarray] = {}
+        for name, v in state.items():
+            if not torch.is_tensor(v):
+                continue
+            a = v.detach().to(torch.float64).numpy().copy()
+            out[name] = a[k] if elementwise and a.ndim == 2 else a  # (K, 2) -> (2,)
+        return out
+
     def _state_fields(self, r: int) -> dict[str, tuple[int, ...]]:
         """Names and record shapes of racer ``r``'s optimizer state, from a dry run."""
         spec = self.specs[r]

@@ -162,6 +162,8 @@ def load_session(path: str | os.PathLike) -> RaceSession:
         raise SessionError(
             f"{Path(path).name} is not JSON ({exc.msg}, line {exc.lineno})"
         ) from None
+    except RecursionError:  # "[[[[..." thousands deep: json's decoder recurses per level
+        raise SessionError(f"{Path(path).name} is not a session: nested too deeply") from None
     return RaceSession.from_dict(data)
 
 

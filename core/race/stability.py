@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from core.optimizers import get_optimizer
 from core.race.hessian import (
@@ -351,17 +350,7 @@ def racer_stability(race, r: int, k: int = 0) -> tuple[PointCurvature, Stability
 
 def live_state(race, r: int, k: int = 0) -> dict[str, np.ndarray]:
     """Racer ``r``'s ``torch.optim`` state for start ``k``, as numpy ((2,) arrays or scalars)."""
-    elementwise = get_optimizer(race.specs[r].optimizer.name).elementwise
-    state = race._state(r, 0 if elementwise else k)  # the optimizer's own dict, not a copy
-    out: dict[str, np.ndarray] = {}
-    for name, v in state.items():
-        if not torch.is_tensor(v):
-            continue
-        a = v.detach().to(torch.float64).numpy()
-        if elementwise and a.ndim == 2:
-            a = a[k]  # (K, 2) -> (2,)
-        out[name] = a
-    return out
+    return race.optimizer_state(r, k)
 
 
 __all__ = ["live_state", "racer_stability", "stability"]

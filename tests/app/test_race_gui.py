@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from core.race.session import preset_names
@@ -123,7 +123,7 @@ def test_bad_formula_shows_the_error_and_keeps_the_surface(race):
     assert "four numbers" in panel.error.text()
 
 
-def test_exports_write_valid_files(window, tmp_path, warnings):
+def test_exports_write_valid_files(window, tmp_path, warnings, monkeypatch):
     from app.race import exports as rx
 
     ws = window.race
@@ -155,6 +155,12 @@ def test_exports_write_valid_files(window, tmp_path, warnings):
     assert not window.run_export(surface_png, str(tmp_path / "no" / "x.png"))
     assert warnings and "does not exist" in warnings[-1][1]
     assert not list(tmp_path.glob(".*.tmp"))
+    # the GIF says so before its seconds of rendering, not after
+    rendered = []
+    monkeypatch.setattr(rx, "_frames", lambda *a: rendered.append(a) or [])
+    gif_export = next(e for e in ws.exports() if "GIF" in e.label)
+    assert not window.run_export(gif_export, str(tmp_path / "no" / "r.gif"))
+    assert "does not exist" in warnings[-1][1] and rendered == []
 
 
 def test_session_round_trip_and_a_corrupt_file(window, tmp_path, warnings):
@@ -172,21 +178,51 @@ def test_session_round_trip_and_a_corrupt_file(window, tmp_path, warnings):
     assert not window.open_session(str(bad))
     assert "unknown surface" in warnings[-1][1]
     assert c.surface.key == "saddle" and c.race.step_count == 25  # nothing changed
+    # more racers than the Race shows (a session written by hand or for the command line)
+    doc = json.loads(path.read_text())
+    doc["racers"] = doc["racers"] * 6
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps(doc))
+    assert not window.open_session(str(many))
+    assert "at most 10" in warnings[-1][1]
+    assert window.race.table.rowCount() == len(c.specs) == len(doc["racers"]) // 6  # no change
 
 
-def test_basin_map_runs_and_can_be_cancelled(race, qtbot):
+def test_basin_map_runs_and_can_be_cancelled(race, qtbot, monkeypatch):
     ws = race
+    messages = []
+    ws.message.connect(messages.append)
     ws.c.set_surface(ws.c.choice.__class__("himmelblau"))
-    ws.basin_button.setChecked(True)
+    ws.basin_button.setChecked(True)  # the full-size map, cancelled at once
     job = ws.basin_job
     assert job is not None and job.running()
+    assert "128 x 128 starts, 500 steps" in messages[-1]
     ws.basin_button.setChecked(False)  # cancel
     assert not job.thread.isRunning()
     assert ws.basin_job is None and ws.basin_rgba is None
+    # the grid and the steps are the class's: a small map is computed, and said, as asked
+    monkeypatch.setattr(type(ws), "BASIN_RESOLUTION", 24)
+    monkeypatch.setattr(type(ws), "BASIN_STEPS", 60)
+    ws.findChild(QtWidgets.QPushButton, "basin_map").setChecked(True)
+    assert "24 x 24 starts, 60 steps" in messages[-1]
+    qtbot.waitUntil(lambda: ws.basin_job is None, timeout=60_000)
+    assert ws.basin_rgba is not None and ws.basin_rgba.shape == (24, 24, 4)
+    assert ws.basin_button.isChecked()
+    assert "Basin map: 4 known minima;" in messages[-1]
+    ws.c.set_surface(ws.c.choice.__class__("rosenbrock"))  # one minimum: said in the singular
     ws.basin_button.setChecked(True)
     qtbot.waitUntil(lambda: ws.basin_job is None, timeout=60_000)
-    assert ws.basin_rgba is not None and ws.basin_rgba.shape == (128, 128, 4)
-    assert ws.basin_button.isChecked()
+    assert "Basin map: 1 known minimum;" in messages[-1]
+    # L-BFGS runs one optimizer per start: its own (smaller) map, said so
+    assert "L-BFGS: 32x32 in 40 steps" in ws.basin_button.toolTip()
+    monkeypatch.setattr(type(ws), "BASIN_ONE_BY_ONE", (4, 3))
+    ws.basin_button.setChecked(False)
+    ws.c.set_optimizer(0, "lbfgs")
+    ws.table.selectRow(0)
+    ws.basin_button.setChecked(True)
+    assert "4 x 4 starts, 3 steps" in messages[-1]
+    qtbot.waitUntil(lambda: ws.basin_job is None, timeout=60_000)
+    assert ws.basin_rgba.shape == (4, 4, 4)
 
 
 def test_closing_with_a_worker_running_stops_its_thread(qtbot, tmp_path):

@@ -161,6 +161,10 @@ def test_summary_without_known_minima(cli, tmp_path):
             ["--formula", "x*y", "--racer", "adam", "--bounds", "0,1,nan,1", "--out", "x.png"],
             "--bounds needs four numbers",
         ),
+        (  # x**2 overflows at such a start: refused instead of a blank picture
+            ["--formula", "x*y", "--racer", "adam", "--bounds=-1e300,1e300,0,1", "--out", "x.png"],
+            "plot bounds must lie within -1e+06 .. 1e+06",
+        ),
     ],
 )
 def test_bad_race_options(cli, tmp_path, monkeypatch, args, message):
@@ -235,3 +239,18 @@ def test_list_presets_names_a_damaged_preset_and_lists_the_rest(cli, tmp_path, m
     monkeypatch.setattr(session, "PRESET_DIR", tmp_path / "gone")
     r = cli("race", "--list-presets")
     assert r.returncode == 1 and "no presets found" in r.stderr
+
+
+def test_a_damaged_session_is_refused_without_a_traceback(cli, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)  # json's decoder recursed past the limit
+    r = cli("race", "--session", deep, "--out", tmp_path / "x.json")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "deep.json is not a session: nested too deeply" in r.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_out_help_names_the_sweep_formats(cli):
+    r = cli("race", "--help")
+    assert r.returncode == 0
+    assert "with --sweep: .png .npz" in " ".join(r.stdout.split())

@@ -112,3 +112,45 @@ def test_a_racer_name_with_markup_is_shown_as_typed(ws):
     ws.c.set_options(0, name="lr <0.1> & up")
     ws.table.selectRow(0)
     assert panel_text(ws).startswith("lr <0.1> & up")
+
+
+def test_the_lambda_labels_stay_clear_of_the_legend_and_inside_the_plot(ws, qtbot):
+    """At a small window (922x760 shows it) the λ labels used to sit under the racers' legend
+    or past the plot's edge; each must land in the plot, clear of the legend and each other."""
+    ws.c.set_surface(SurfaceChoice("rosenbrock"))
+    ws.table.selectRow(0)
+    ws.c.step(60)
+    ws.resize(914, 700)  # the workspace of a 922x760 window
+    vb, legend = ws.view.plot.vb, ws.view.legend
+    labels = [p["label"] for p in ws.curvature_arrows.parts]
+
+    def placed() -> bool:
+        inside = vb.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+        rects = [label.sceneBoundingRect() for label in labels]
+        return (
+            all(label.isVisible() for label in labels)
+            and all(inside.contains(r) for r in rects)
+            and not any(r.intersects(legend.sceneBoundingRect()) for r in rects)
+            and not rects[0].intersects(rects[1])
+        )
+
+    qtbot.waitUntil(placed, timeout=2000)
+    assert legend.isVisible() and len(legend.items) == len(ws.c.specs)
+
+
+def test_the_arrow_keys_are_never_cut_off_in_a_narrow_window(ws, qtbot):
+    """At the smallest window the keys wrap to three lines; they got one line's height."""
+    ws.resize(914, 520)  # the workspace of the smallest window
+    keys = [
+        ws.findChild(QtWidgets.QLabel, name)
+        for name in ("explain_arrows_key", "explain_curvature_arrows_key")
+    ]
+
+    def whole() -> bool:
+        return all(k.height() >= k.heightForWidth(k.width()) for k in keys)
+
+    qtbot.waitUntil(whole, timeout=2000)
+    line = keys[0].fontMetrics().lineSpacing()
+    assert all(k.heightForWidth(k.width()) > 1.5 * line for k in keys)  # they do wrap here
+    ws.resize(1430, 850)  # wide again: one line each, no gaps left behind
+    qtbot.waitUntil(lambda: all(k.height() < 1.5 * line + 6 for k in keys), timeout=2000)

@@ -264,3 +264,20 @@ def test_a_basin_overlay_is_resampled_onto_the_terrain_and_shaded():
     assert out[0, 2, :3] == pytest.approx((0, 200 / 255, 0), abs=1e-6)
     low = _overlay_rgba(overlay, (3, 4), np.zeros((4, 3))).reshape(4, 3, 4)
     assert low[3, 0, 0] == pytest.approx(0.55 * 200 / 255, abs=1e-6)  # valleys darker
+
+
+def test_an_optional_number_shows_auto_not_a_value_torch_does_not_use(ws):
+    """CyclicLR's step_size_down is None (torch uses step_size_up): the box said 1."""
+    ws.table.selectRow(0)
+    sched = ws.editor.findChild(QtWidgets.QComboBox, "racer_schedule")
+    sched.setCurrentIndex(sched.findData("cyclic"))
+    box = ws.editor.findChild(QtWidgets.QSpinBox, "param_step_size_down")
+    assert box.text() == "auto" and "auto" in box.toolTip()
+    assert ws.c.specs[0].scheduler.resolved()["step_size_down"] is None
+    box.setValue(20)
+    assert ws.c.specs[0].scheduler.resolved()["step_size_down"] == 20
+    box = ws.editor.findChild(QtWidgets.QSpinBox, "param_step_size_down")  # the form is new
+    assert box.value() == 20
+    box.setValue(box.minimum())
+    assert ws.c.specs[0].scheduler.resolved()["step_size_down"] is None
+    assert ws.editor.error_texts() == {}

@@ -107,3 +107,47 @@ def test_a_sweep_preset_opens_its_map(ws, qtbot):
     assert window.x_row.axis().text() == "lr=0.001:0.5:log"
     assert window.y_row.axis().text() == "momentum=0:0.99"
     window.cancel()
+
+
+def test_an_open_sweep_map_follows_a_theme_switch(ws, qtbot):
+    window = sweep_window(ws, qtbot)
+    view = window.findChild(QtWidgets.QWidget, "sweep_view")
+
+    def lightness() -> int:
+        return view.backgroundBrush().color().lightness()
+
+    assert lightness() > 200  # light, as the workspace
+    ws.set_theme(True)
+    assert lightness() < 60  # was left white on a dark window
+    ws.set_theme(False)
+    assert lightness() > 200
+
+
+def test_log_ticks_keep_decades_first_so_a_narrow_map_drops_the_rest():
+    """pyqtgraph drops a crowded tick level's labels, never the first: 2x and 5x were in the
+    first level and ran into one another on a narrow map."""
+    from app.race.sweep_view import _log_ticks
+    from core.race.sweep import SweepAxis
+
+    ones, twos_fives, minor = _log_ticks(SweepAxis("lr", 1e-3, 0.5, True))
+    assert [t for _, t in ones] == ["0.001", "0.01", "0.1"]
+    assert [t for _, t in twos_fives] == ["0.002", "0.005", "0.02", "0.05", "0.2", "0.5"]
+    assert minor and all(t == "" for _, t in minor)
+
+
+def test_the_smallest_sweep_window_keeps_the_legend_on_the_map(ws, qtbot):
+    from core.race.sweep_theory import Curve
+
+    window = sweep_window(ws, qtbot)
+    view = window.findChild(QtWidgets.QWidget, "sweep_view")
+    longest = "stability edge: lr · 20 = 2 (1 + momentum)"  # the preset's longest line
+    view.set_curves([Curve(np.array([0.0, 1.0]), np.array([0.0, 1.0]), longest, "stability")])
+    window.resize(100, 100)  # as small as it goes
+    vb = view.plot.vb
+
+    def inside() -> bool:
+        return (
+            vb.sceneBoundingRect().adjusted(-1, -1, 1, 1).contains(view.legend.sceneBoundingRect())
+        )
+
+    qtbot.waitUntil(inside, timeout=2000)

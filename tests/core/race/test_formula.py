@@ -100,6 +100,10 @@ def test_formula_surface_checks_bounds():
         formula_surface("x", bounds=(1, 1, 0, 1))
     with pytest.raises(FormulaError, match="finite"):
         formula_surface("x", bounds=(0, float("inf"), 0, 1))
+    # huge bounds overflow x**2 at the start and leave blank axes: refused with the limit
+    with pytest.raises(FormulaError, match=r"within -1e\+06 \.\. 1e\+06"):
+        formula_surface("x**2 + y**2", bounds=(-1e300, 1e300, -1, 1))
+    assert formula_surface("x", bounds=(-1e6, 1e6, -1, 1)).bounds[1] == 1e6
 
 
 # --- fuzzing: a thousand random strings of each kind; only the parser's own error may escape ----

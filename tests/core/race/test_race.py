@@ -288,3 +288,28 @@ def test_racer_spec_round_trips_through_dicts():
     assert RacerSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="Unknown racer field"):
         RacerSpec.from_dict({"optimizer": {"name": "adam"}, "speed": 3})
+
+
+def test_optimizer_state_is_public_per_start_and_a_copy():
+    """The explain/stability code reads torch's state through this accessor: it must hold
+    torch's own numbers for each start, and not change when the race steps on."""
+    race = Race(
+        get_surface("himmelblau"),
+        [
+            RacerSpec(OptimizerSpec("adam", {"lr": 0.05})),
+            RacerSpec(OptimizerSpec("lbfgs", {"lr": 1.0})),
+        ],
+        starts=[[-1.0, 1.0], [2.0, -2.0]],
+    )
+    assert race.optimizer_state(0, 1) == {}  # nothing before the first step
+    race.step(3)
+    torch_state = race._state(0)  # Adam's own: (K, 2) tensors for both starts
+    for k in range(2):
+        got = race.optimizer_state(0, k)
+        np.testing.assert_array_equal(got["exp_avg"], torch_state["exp_avg"][k].numpy())
+        assert got["exp_avg"].shape == (2,) and float(got["step"]) == 3
+    assert set(race.optimizer_state(1, 1)) <= set(race._state(1, 1))  # L-BFGS: per start
+    kept = race.optimizer_state(0, 0)
+    before = kept["exp_avg"].copy()
+    race.step(2)
+    np.testing.assert_array_equal(kept["exp_avg"], before)  # a copy, not torch's live tensor

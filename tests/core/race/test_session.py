@@ -63,6 +63,7 @@ def test_session_round_trip(tmp_path):
             ' "racers": [{"optimizer": {"name": "adam"}}]}',
             "speed must be",
         ),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # was a RecursionError
     ],
 )
 def test_bad_sessions_say_why(tmp_path, content, message):
@@ -165,3 +166,18 @@ def test_basin_map_without_known_minima_clusters_end_points():
 def test_session_json_is_plain():
     text = json.dumps(load_preset("momentum_overshoot").to_dict())
     assert "momentum" in text
+
+
+def test_an_lbfgs_basin_map_can_be_cancelled_after_every_step():
+    """L-BFGS steps each start on its own: progress (where a GUI may cancel) after every
+    step, not every 25 (minutes at the GUI's size)."""
+    items = list(
+        basin_map(
+            get_surface("himmelblau"),
+            RacerSpec(OptimizerSpec("lbfgs", {"lr": 1.0})),
+            resolution=3,
+            steps=4,
+        )
+    )
+    progress = [i.steps_done for i in items if isinstance(i, BasinProgress)]
+    assert progress == [1, 2, 3, 4]
