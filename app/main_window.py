@@ -13,7 +13,7 @@ from app.help import TOURS, ReadmeDialog, TourDialog
 from app.recent import RecentFiles
 from app.resources import file_problems, icon_path
 from app.theme import THEMES, apply_theme
-from app.widgets import open_path, save_path
+from app.widgets import fit_screen, open_path, save_path
 from app.workspace import Export, Workspace
 from core import __version__
 
@@ -66,7 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(self.tabs)
         self.statusBar().showMessage("Loading PyTorch...")
         self.recent = RecentFiles(self.settings)
-        self._fit_screen(1440, 900)
+        fit_screen(self, 1440, 900)
         geometry = self.settings.value("geometry") if restore else None
         if isinstance(geometry, QtCore.QByteArray):
             self.restoreGeometry(geometry)
@@ -372,16 +372,6 @@ class MainWindow(QtWidgets.QMainWindow):
         dialog = ReadmeDialog(section, self)
         dialog.show()
         return dialog
-
-    def _fit_screen(self, width: int, height: int) -> None:
-        """Open at ``width`` x ``height``, or at most 95% of the screen's free area (a
-        1366x768 laptop gets a window that fits)."""
-        screen = QtGui.QGuiApplication.primaryScreen()
-        if screen is not None:
-            free = screen.availableGeometry()
-            width = min(width, int(free.width() * 0.95))
-            height = min(height, int(free.height() * 0.95))
-        self.resize(width, height)
 
     # --- exports ------------------------------------------------------------------------
 

@@ -188,6 +188,17 @@ def swatch_item(colour: str, checked: bool, tip: str) -> QtWidgets.QTableWidgetI
     return item
 
 
+def fit_screen(widget: QtWidgets.QWidget, width: int, height: int) -> None:
+    """Resize a window to ``width`` x ``height``, or to at most 95% of the screen's free area
+    (a 1366x768 laptop gets a window that fits)."""
+    screen = widget.screen() or QtGui.QGuiApplication.primaryScreen()
+    if screen is not None:
+        free = screen.availableGeometry()
+        width = min(width, int(free.width() * 0.95))
+        height = min(height, int(free.height() * 0.95))
+    widget.resize(width, height)
+
+
 def error_label(name: str = "error") -> QtWidgets.QLabel:
     """An empty, word-wrapped label in the error red, found by ``objectName`` ``name``."""
     label = QtWidgets.QLabel("")

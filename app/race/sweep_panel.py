@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.race.sweep_view import SweepView
 from app.sweep_cli import current_setting
+from app.widgets import fit_screen
 from app.workers import Job, describe
 from core.optimizers import get_optimizer
 from core.race.sweep import (
@@ -193,7 +194,7 @@ class SweepWindow(QtWidgets.QDialog):
         self.c.racerChanged.connect(lambda _r: self._mark_current())
         self.c.racersChanged.connect(self.sync)
         self.c.surfaceChanged.connect(self._stale)
-        self.resize(1200, 720)
+        fit_screen(self, 1200, 720)
         self.sync()
 
     # --- set-up ------------------------------------------------------------------------------

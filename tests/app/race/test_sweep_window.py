@@ -151,3 +151,11 @@ def test_the_smallest_sweep_window_keeps_the_legend_on_the_map(ws, qtbot):
         )
 
     qtbot.waitUntil(inside, timeout=2000)
+
+
+def test_the_sweep_window_opens_within_the_screen(ws, qtbot):
+    """It asks for 1200x720, which a 1280x720 laptop's free area (less a panel) can't hold."""
+    window = sweep_window(ws, qtbot)
+    free = window.screen().availableGeometry()
+    assert window.width() <= max(window.minimumWidth(), int(free.width() * 0.95))
+    assert window.height() <= max(window.minimumHeight(), int(free.height() * 0.95))
