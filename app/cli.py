@@ -7,6 +7,7 @@ import math
 import sys
 from typing import Any
 
+from app.train.resume_check import optimizer_refusal
 from core.optimizers import (
     CATALOGUE,
     SCHEDULERS,
@@ -298,6 +299,8 @@ def run_train(args: argparse.Namespace) -> int:
                     check_output_path(path, what)
                 except OutputPathError as exc:
                     raise ValueError(f"{option}: {exc}") from None
+        if config.resume and (refusal := optimizer_refusal(config.resume, config.optimizer, True)):
+            raise ValueError(f"--resume: {refusal}")
     except ExperimentError as exc:  # the file itself: its words, without the usage line
         _error(str(exc))
         return 2

@@ -2,7 +2,7 @@
 headless, as PNG, SVG, .npz, .h5 (loss-landscape's layout) or .vtp (ParaView).
 
 Renders with the same LandscapeView as the window, on Qt's offscreen platform. Runs under
-torchrun too (``torchrun --nproc-per-node N -m app landscape ...``, or ``--workers N``): the
+torchrun too (``torchrun --nproc-per-node N -m app -- landscape ...``, or ``--workers N``): the
 ranks share the grid, rank 0 alone prints and writes. The grid is saved every few seconds to a
 partial file beside the first output, and the same command resumes from it.
 """
@@ -28,7 +28,7 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
         description="Compute the loss on a plane through a trained model's weights, with its "
         "training path projected on it. Give a checkpoint, a run record, or both; or your own "
         "model as an experiment file (--model); or --load a saved landscape to re-render it.",
-        epilog="Several processes: torchrun --nproc-per-node N -m app landscape ... (also "
+        epilog="Several processes: torchrun --nproc-per-node N -m app -- landscape ... (also "
         "--nnodes and --rdzv-endpoint for several machines), or --workers N on one machine. "
         "An interrupted grid resumes when the same command runs again.",
     )

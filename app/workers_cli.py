@@ -7,8 +7,9 @@ import os
 import sys
 
 
-def launcher_args(n: int, port: int, argv: list[str]) -> list[str]:
-    """torchrun's arguments to run ``losslab argv`` in ``n`` processes on this machine.
+def launcher_args(n: int, port: int) -> list[str]:
+    """torchrun's own arguments to run ``python -m app`` in ``n`` processes on this machine
+    (the command's arguments are added by :func:`launch_config`).
 
     The static rendezvous (a TCP store on 127.0.0.1) rather than c10d's: one machine needs no
     elastic membership, and c10d's costs the launcher ~1 s of CPU (it logs with
@@ -17,8 +18,22 @@ def launcher_args(n: int, port: int, argv: list[str]) -> list[str]:
     return [
         "--nnodes", "1", "--nproc-per-node", str(n), "--master-addr", "127.0.0.1",
         "--master-port", str(port), "--max-restarts", "0", "--monitor-interval", "0.1",
-        "-m", "app", *argv,
+        "-m", "app",
     ]  # fmt: skip
+
+
+def launch_config(n: int, port: int, argv: list[str]):
+    """The launcher's parsed arguments to run ``losslab argv`` in ``n`` processes.
+
+    ``argv`` is handed over as it is, not parsed with the launcher's options: argparse
+    rejects any word that abbreviates two of them even after the script's name (``--run``
+    could be ``--run-path`` or ``--run_path``, ``--log`` ``--log-dir`` or ``--logs-specs``),
+    so ``landscape --run a.json --workers 2`` failed with the launcher's usage text."""
+    from torch.distributed.run import parse_args
+
+    launch = parse_args(launcher_args(n, port))
+    launch.training_script_args = list(argv)
+    return launch
 
 
 def launch_workers(n: int, argv: list[str]) -> int:
@@ -32,7 +47,7 @@ def launch_workers(n: int, argv: list[str]) -> int:
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
+    from torch.distributed.run import run
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,7 +55,7 @@ def launch_workers(n: int, argv: list[str]) -> int:
     threads = os.environ.get("OMP_NUM_THREADS")
     # each rank its share of the cores (the ranks inherit this process's environment)
     os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // n))
-    launch = parse_args(launcher_args(n, port, _without_workers(argv)))
+    launch = launch_config(n, port, _without_workers(argv))
     names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")  # the launcher takes these over
     kept = {sig: signal.getsignal(sig) for name in names if (sig := getattr(signal, name, None))}
     try:

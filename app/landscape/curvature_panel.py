@@ -48,6 +48,13 @@ class DensityPlot(pg.PlotWidget):
         )
         self.addItem(self.tops)
         self.setMinimumSize(280, 180)
+        self._empty_range()
+
+    def _empty_range(self) -> None:
+        # empty, pyqtgraph's default 0..1 is one decade (1..10) on this log axis: only the
+        # minor labels 2..9 showed, as if the axis were broken. Four decades say "log" at once
+        self.setXRange(0, 1, padding=0.02)
+        self.setYRange(-4, 0.3, padding=0)  # as set_density: the top label whole
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)
@@ -59,6 +66,7 @@ class DensityPlot(pg.PlotWidget):
         if density is None:
             self.curve.setData([], [])
             self.tops.setData([], [])
+            self._empty_range()
             return
         peak = float(density.values.max())
         values = np.maximum(density.values, peak * DENSITY_FLOOR)  # (G,)

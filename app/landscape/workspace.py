@@ -465,13 +465,17 @@ class LandscapeWorkspace(
             self.progress.setFormat(f"grid row 0/{len(e.betas)}")
         elif isinstance(e, lj.Resumed):
             self.resumed = e
+            # the file is in the tooltip: its long name (the run's) did not wrap in the panel
             if e.why:
-                note = html.escape(e.why)
+                note = e.why.replace(e.path, "the partial grid kept")
             else:
                 self._resumed = e.done
                 self._clock = GridClock(max(1, e.total - e.done))  # the speed of new points
-                note = f"resuming from {html.escape(e.path)}: {e.done} of {e.total} points done"
-            self.status.setText(self.status.text() + f"<br>{note}")
+                note = f"resuming from the partial grid: {e.done} of {e.total} points done"
+            # first, right under the progress bar: last, it was below the fold of the panel
+            self.status.setText(f"<b>{html.escape(note)}</b><br>{self.status.text()}")
+            self.status.setToolTip(f"partial grid: {e.path}")
+            self.message.emit(note[:1].upper() + note[1:])
         elif isinstance(e, Row):
             self._rows += 1
             self.view.set_row(e.index, e.loss)

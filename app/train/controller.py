@@ -95,15 +95,9 @@ def continued(run: Run, checkpoint: Path, config: TrainConfig) -> tuple[TrainCon
     )
     more = config.epochs
     config = dataclasses.replace(config, resume=str(checkpoint), epochs=done + more)
-    hyper = ", ".join(
-        f"{k} {v:g}"
-        for k, v in config.optimizer.resolved().items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    )
-    text = (
-        f"continues {run.name} from its epoch {done} checkpoint for {plural(more, 'epoch')} "
-        f"with {run_name(config)} ({hyper})"
-    )
+    # what it trains with is said by its name and, once it starts, by what core reports in
+    # use (details.in_use): said here too, the details line ran to a third line, cut off
+    text = f"continued from {run.name}'s epoch {done} checkpoint for {plural(more, 'epoch')}"
     # named after what it runs with: "SGD 0.1, continued from SGD 0.05"
     return config, f"{run_name(config)}, continued from {run.name}", text
 
@@ -214,13 +208,16 @@ class TrainController(QtCore.QObject):
         if not runs:
             return None
         pausing = not runs[0].control.paused
+        now = time.monotonic()
         for r in runs:
             if pausing:
                 r.control.pause()
                 r.status = "paused"
+                r.paused_at = now
             else:
                 r.control.resume()
                 r.status = "running"
+                r.t0 += now - r.paused_at  # the clock (ETA, Time) counts training, not pauses
             self.changed.emit(r)
         self.message.emit("Training paused" if pausing else "Training resumed")
         return pausing

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.train.own_model import OwnModelPanel, summary_html
 from app.train.sharpness import SharpnessEdit
+from app.train.spin_check import spin_problems, watch_spins
 from app.widgets import NumberEdit, editor_for, error_label
 from core.optimizers import (
     CATALOGUE,
@@ -245,6 +246,8 @@ class TrainControls(QtWidgets.QWidget):
         ):
             getattr(self, name).setObjectName(name)
         self.download_btn.setObjectName("download_mnist")
+        self.spins = dict(Epochs=self.epochs, Seed=self.seed, Images=self.limit)
+        self.spins["Batch size"] = self.batch
         self.inputs = (
             self.task,
             self.forms,
@@ -270,15 +273,15 @@ class TrainControls(QtWidgets.QWidget):
     def _watch(self) -> None:
         """Check the settings again whenever a fixed control changes (the optimizer's and the
         schedule's rows are watched as they are built)."""
-        for combo in (self.task, self.dataset, self.activation, self.loss, self.optimizer):
-            combo.currentIndexChanged.connect(self.changed)
-        for combo in (self.scheduler, self.interval, self.device):
+        for combo in (self.task, self.dataset, self.activation, self.loss, self.optimizer,
+                      self.scheduler, self.interval, self.device):  # fmt: skip
             combo.currentIndexChanged.connect(self.changed)
         for spin in (self.limit, self.epochs, self.batch, self.seed):
             spin.valueChanged.connect(self.changed)
         for box in (self.forms, self.clip):
             box.toggled.connect(self.changed)
         self._watch_numbers(self.clip_value)
+        watch_spins(self.spins, self.changed)  # an emptied box is marked and stops Start
         self.sharpness.changed.connect(self.changed)
         self.own.checked.connect(self.changed)
 
@@ -297,7 +300,9 @@ class TrainControls(QtWidgets.QWidget):
         """Why the settings cannot run together (TrainConfig.resolved's reason), else "".
 
         Values marked in their boxes are theirs to report; an own model without its file is
-        said by its panel."""
+        said by its panel. An emptied whole-number box is said here, as it is typed."""
+        if spins := spin_problems(self.spins):
+            return "; ".join(spins)
         if self.problems() or (self.task_key() == EXPERIMENT and not self.own.path):
             return ""
         if self.loss.currentData() is None:  # mid-rebuild

@@ -201,10 +201,17 @@ class TrainPlots(QtWidgets.QWidget):
         self.details = QtWidgets.QLabel("")
         self.details.setObjectName("run_details")
         self.details.setWordWrap(True)
-        # fixed height: a label that grows re-lays out (and repaints) every plot above it
-        self.details.setFixedHeight(2 * self.details.fontMetrics().lineSpacing() + 4)
         self.details.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
         self.details.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        # fixed height: a label that grows re-lays out (and repaints) every plot above it; a
+        # third line (a divergence, a continued run) scrolls instead of being cut in half
+        self.details_box = QtWidgets.QScrollArea()
+        self.details_box.setObjectName("run_details_box")
+        self.details_box.setWidget(self.details)
+        self.details_box.setWidgetResizable(True)
+        self.details_box.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.details_box.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.details_box.setFixedHeight(2 * self.details.fontMetrics().lineSpacing() + 2)
 
         self.options = QtWidgets.QWidget()
         self.options.setObjectName("plot_options")
@@ -249,7 +256,7 @@ class TrainPlots(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.split, 1)
-        lay.addWidget(self.details)
+        lay.addWidget(self.details_box)
 
     # --- which runs are drawn ------------------------------------------------------------
 
@@ -342,8 +349,15 @@ class TrainPlots(QtWidgets.QWidget):
 
     def set_theme(self, dark: bool) -> None:
         self.dark = dark
-        for plot in (*self.plots, self.sine_view, self.line_view):
+        for plot in (*self.plots, self.line_view):
             style_plot(plot, dark)
+        self.sine_view.set_theme(dark)  # its legend too
+        bg = QtGui.QColor(plot_background(dark))
+        bg.setAlpha(225)  # names over a curve stay readable
+        self.legend.setBrush(pg.mkBrush(bg))
+        self.legend.setLabelTextColor("#d0d0d0" if dark else "#202020")  # default: faint grey
+        for _, label in self.legend.items:
+            label.setText(label.text)  # the new colour applies on the next setText
         self.digits_view.set_theme(dark)
         for run, curves in self.curves.items():
             curves.raw.setPen(pg.mkPen(_tint(run.colour, dark), width=1))
@@ -556,7 +570,7 @@ class _ExportView:
         for split, _ in self.handles:
             split.setHandleWidth(0)
         p.options.setVisible(False)
-        p.details.setVisible(False)
+        p.details_box.setVisible(False)
         pal = QtGui.QPalette(self.palette)
         pal.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(plot_background(p.dark)))
         p.setPalette(pal)
@@ -570,7 +584,7 @@ class _ExportView:
         for split, width in self.handles:
             split.setHandleWidth(width)
         p.options.setVisible(True)
-        p.details.setVisible(True)
+        p.details_box.setVisible(True)
         p.setPalette(self.palette)
         p.setAutoFillBackground(self.fill)
 

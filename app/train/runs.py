@@ -43,6 +43,7 @@ class Run:
     resumed: str = ""  # for a continued run: from where, with which settings
     hyper_in_use: dict = field(default_factory=dict)  # the optimizer's, as its first step
     t0: float = field(default_factory=time.monotonic)
+    paused_at: float = 0.0  # time.monotonic() at the last pause
     seconds: float = 0.0
     preview: dict = field(default_factory=dict)
     samples: np.ndarray | None = None  # latest predictions for preview["images"]
@@ -295,7 +296,8 @@ class RunsTable(QtWidgets.QTableWidget):
         h.setSectionResizeMode(3, QtWidgets.QHeaderView.ResizeMode.Stretch)
         # Status fits "diverged (file)" and "completed (file)", the longest it says
         status = self.fontMetrics().horizontalAdvance("completed (file)") + 24
-        widths = (44, 150, 170, max(90, status), 80, 70, 60)
+        # Name fits "SGD + momentum 0.05, c...": a continued run's lr tells it from its source
+        widths = (44, 200, 170, max(90, status), 80, 70, 60)
         for col, width in zip((0, 1, 2, 4, 5, 6, 7), widths, strict=True):
             self.setColumnWidth(col, width)
         self.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
@@ -311,7 +313,7 @@ class RunsTable(QtWidgets.QTableWidget):
             swatch = swatch_item(run.colour, run.shown, "Show this run in the comparison plots")
             self.setItem(row, 0, swatch)
             name = QtWidgets.QTableWidgetItem(run.name)
-            name.setToolTip("Double-click to rename")
+            name.setToolTip(f"{run.name}\nDouble-click to rename")  # the whole name
             self.setItem(row, 1, name)
             for col in range(2, len(self.COLUMNS)):
                 item = QtWidgets.QTableWidgetItem()

@@ -188,6 +188,9 @@ class SineView(Plot):
         bg = QtGui.QColor(plot_background(dark))
         bg.setAlpha(225)
         self.legend.setBrush(pg.mkBrush(bg))
+        self.legend.setLabelTextColor("#d0d0d0" if dark else "#202020")  # default: faint grey
+        for _, label in self.legend.items:
+            label.setText(label.text)  # the new colour applies on the next setText
 
 
 class LineView(Plot):

@@ -25,6 +25,7 @@ from app.train.controller import (
 from app.train.controls import FORM_LABELS, TrainControls
 from app.train.download import MnistDownload
 from app.train.plots import TrainPlots
+from app.train.resume_check import optimizer_refusal
 from app.train.runs import Run, RunsTable, plural
 from app.widgets import error_label
 from app.workspace import Export
@@ -408,6 +409,10 @@ class TrainWorkspace(QtWidgets.QWidget):
         except ValueError as exc:
             self.error.setText(str(exc))
             return None
+        refusal = optimizer_refusal(str(ckpt), config.optimizer)
+        if refusal:
+            self.error.setText(refusal)
+            return None
         config, name, resumed = continued(run, ckpt, config)
         started = self._launch([(config, name)])
         if not started:
@@ -506,9 +511,12 @@ class TrainWorkspace(QtWidgets.QWidget):
         elapsed = time.monotonic() - run.t0
         eta = elapsed * (1 - done) / done if done > 0 else math.inf
         epoch = run.record.steps["epoch"][-1]
+        where = f"epoch {epoch}/{st['epochs']}, step {steps[-1]:,}/{first + total:,}"
+        paused = run.status == "paused"  # no ETA: it is not moving
         self.progress.setFormat(
-            f"epoch {epoch}/{st['epochs']}, step {steps[-1]:,}/{first + total:,}  "
-            f"({done:.0%}, ETA {eta:.0f} s)"
+            f"paused at {where}  ({done:.0%})"
+            if paused
+            else f"{where}  ({done:.0%}, ETA {eta:.0f} s)"
         )
 
     # --- files ------------------------------------------------------------------------------

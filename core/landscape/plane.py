@@ -137,7 +137,7 @@ def axes(span: float, resolution: int) -> np.ndarray:
     if not (math.isfinite(span) and span > 0):
         raise LandscapeError(f"Invalid range: {span!r} (must be > 0)")
     if not (isinstance(resolution, int) and 3 <= resolution <= 401):
-        raise LandscapeError(f"Invalid resolution: {resolution!r} (3 .. 401)")
+        raise LandscapeError(f"Invalid grid size: {resolution!r} points a side (3 .. 401)")
     return np.linspace(-span, span, resolution)
 
 

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import json
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -103,8 +104,12 @@ def test_lenet_pause_resume_stop_digits_and_confusion(ws, qtbot):
     t.start()
     run = t.runs[-1]
     qtbot.waitUntil(lambda: len(run.record.epochs) >= 1, timeout=120_000)
+    t0 = run.t0
     t.toggle_pause()
+    paused = time.monotonic()
     assert t.pause_btn.text() == "Resume" and run.status == "paused"
+    # the bar says so, without an ETA that no longer moves (it counted down while paused)
+    assert t.progress.format().startswith("paused at epoch") and "ETA" not in t.progress.format()
     # while it trains, the step axis spans the whole run (no relabelling on every redraw)
     t.plots.redraw(force=True)
     st = run.record.started
@@ -113,7 +118,9 @@ def test_lenet_pause_resume_stop_digits_and_confusion(ws, qtbot):
     n = len(run.record.steps["step"])
     qtbot.wait(400)
     assert len(run.record.steps["step"]) <= n + 1  # at most the step under way
+    pause = time.monotonic() - paused
     t.toggle_pause()
+    assert run.t0 - t0 >= pause  # the pause is left out of the run's clock (ETA, Time)
     qtbot.waitUntil(lambda: len(run.record.steps["step"]) > n + 2, timeout=30_000)
     t.stop()
     _finish(t, qtbot, 30_000)

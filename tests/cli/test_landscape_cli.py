@@ -135,7 +135,7 @@ def test_landscape_errors_are_messages(cli, trained_run, tmp_path):
     out = cli("landscape", "--run", run, "--samples", "-3", "--out", npz)
     assert out.returncode == 2 and "Invalid samples" in out.stderr
     out = cli("landscape", "--run", run, "--grid", "2", "--out", npz)
-    assert out.returncode == 2 and "Invalid resolution" in out.stderr
+    assert out.returncode == 2 and "Invalid grid size: 2 points a side (3 .. 401)" in out.stderr
     out = cli("landscape", "--out", npz)
     assert out.returncode == 2 and "give --checkpoint, --run, --model, or --load" in out.stderr
     out = cli("landscape", "--run", run, "--size", "9x9", "--out", tmp_path / "x.png")

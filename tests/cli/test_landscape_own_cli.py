@@ -211,7 +211,7 @@ def test_what_every_worker_would_refuse_is_said_once_before_any_starts(cli, tmp_
     import torch and load the model only to refuse it); no process is started here."""
     base = ["landscape", "--model", MLP, "--workers", "2", "--out", tmp_path / "x.npz"]
     bad = cli(*base, "--grid", "1")
-    assert bad.returncode == 2 and bad.stderr.count("Invalid resolution") == 1
+    assert bad.returncode == 2 and bad.stderr.count("Invalid grid size") == 1
     bad = cli(*base, "--eigenvalues", "9")
     assert bad.returncode == 2 and "Invalid eigenvalues" in bad.stderr
     bad = cli(*base, "--directions", "endpoints")
@@ -236,23 +236,24 @@ def test_a_rank_other_than_0_refuses_silently_before_joining_the_others(cli, mon
     assert r.returncode == 2 and r.stderr == ""
     monkeypatch.setenv("RANK", "0")
     r = cli(*args)
-    assert r.returncode == 2 and r.stderr.count("Invalid resolution") == 1
+    assert r.returncode == 2 and r.stderr.count("Invalid grid size") == 1
 
 
 def test_the_launcher_stays_on_this_machine_and_checks_its_ranks_often(monkeypatch):
-    from torch.distributed.run import config_from_args, parse_args
+    from torch.distributed.run import config_from_args
 
-    from app.workers_cli import launcher_args
+    from app.workers_cli import launch_config
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # else the launcher's parser sets it, and warns
 
-    config, cmd, cmd_args = config_from_args(
-        parse_args(launcher_args(3, 29500, ["landscape", "--grid", "5"]))
-    )
+    config, cmd, cmd_args = config_from_args(launch_config(3, 29500, ["landscape", "--grid", "5"]))
     assert config.nproc_per_node == 3 and config.rdzv_backend == "static"
     assert config.rdzv_endpoint == "127.0.0.1:29500" and config.max_restarts == 0
     assert config.monitor_interval <= 0.1  # torch 2.2, 2.3: 5 s after the last rank ended
     assert cmd_args[-5:] == ["-m", "app", "landscape", "--grid", "5"]
+    # words that abbreviate two of the launcher's options reach the ranks as they are
+    argv = ["landscape", "--run", "a.json", "--log", "--out", "x.png"]
+    assert config_from_args(launch_config(2, 29500, argv))[2][-len(argv) :] == argv
 
 
 def test_a_failed_launch_exits_with_rank_0s_code():

@@ -75,6 +75,19 @@ def test_resume_trains_with_the_new_learning_rate(cli, tmp_path):
     assert "Resumed at epoch 6 with lr 0.05" in r.stdout  # what it trains with, said
 
 
+def test_resume_under_an_optimizer_that_cannot_take_the_state_is_refused_clearly(cli, tmp_path):
+    """SGD + momentum's buffers are no state for Adam: core's first step failed with a bare
+    "'step'"; said before training, with the option to give (Adam's own state goes on)."""
+    ckpt = tmp_path / "m.pt"
+    assert cli("train", "linreg", "--optimizer", "momentum", "--epochs", "2",
+               "--checkpoint", ckpt).returncode == 0  # fmt: skip
+    r = cli("train", "linreg", "--resume", ckpt, "--epochs", "3", "--optimizer", "adam")
+    assert r.returncode == 2 and r.stderr.count("cannot take over") == 1
+    assert "--optimizer momentum" in r.stderr and "'step'" not in r.stderr
+    r = cli("train", "linreg", "--resume", ckpt, "--epochs", "3", "--optimizer", "nesterov")
+    assert r.returncode == 0, r.stderr  # the same buffers: it goes on
+
+
 def test_a_diverging_run_says_so_and_exits_3(cli, tmp_path):
     out = tmp_path / "run.json"
     r = cli("train", "lenet", *TINY_LENET, "--optimizer", "sgd", "--lr", "50", "--out", out)

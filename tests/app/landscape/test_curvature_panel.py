@@ -54,6 +54,9 @@ def test_nothing_to_compute_until_a_source_is_set(panel, experiment):
     button = find(panel, QtWidgets.QPushButton, "curvatureCompute")
     assert panel.objectName() == "curvaturePanel"
     assert not button.isEnabled()
+    # the empty log axis spans decades (pyqtgraph's default, one decade, showed only 2..9)
+    low, high = find(panel, cp.DensityPlot, "curvatureDensity").viewRange()[1]
+    assert high - low >= 3
     panel.set_source(None, None, experiment)
     assert button.isEnabled()
 

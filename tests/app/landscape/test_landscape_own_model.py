@@ -146,12 +146,17 @@ def test_a_cancelled_grid_resumes_on_the_next_compute(lw, qtbot, trained_run):
     kept = _partials()
     assert len(kept) == 1  # the rows done are in the partial file
     rows_before = lw._rows
+    said = []
+    lw.message.connect(said.append)
     lw.compute()
     qtbot.waitUntil(lambda: lw.resumed is not None, timeout=60_000)
     e = lw.resumed
     assert e.why == "" and e.path == str(kept[0])
     assert e.done >= rows_before * 101 and e.total == 101 * 101
-    assert f"resuming from {kept[0]}: {e.done} of {e.total} points done" in lw.status.text()
+    note = f"resuming from the partial grid: {e.done} of {e.total} points done"
+    # said first, right under the progress bar, and in the window's status bar
+    assert lw.status.text().startswith(f"<b>{note}</b><br>") and note[1:] in said[-1]
+    assert str(kept[0]) in lw.status.toolTip()
     lw.cancel()
     qtbot.waitUntil(lambda: lw.job is None, timeout=30_000)
     # other settings: the file there is not mixed in, and the status says why
@@ -159,7 +164,7 @@ def test_a_cancelled_grid_resumes_on_the_next_compute(lw, qtbot, trained_run):
     lw.compute()
     qtbot.waitUntil(lambda: lw.resumed is not None, timeout=60_000)
     assert lw.resumed.done == 0 and "other inputs" in lw.resumed.why
-    assert "starting afresh" in lw.status.text()
+    assert "starting afresh" in lw.status.text().split("<br>")[0] and "starting afresh" in said[-1]
     lw.cancel()
     qtbot.waitUntil(lambda: lw.job is None, timeout=30_000)
 

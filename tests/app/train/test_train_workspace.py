@@ -154,8 +154,9 @@ def test_continue_a_run_from_its_checkpoint(ws, qtbot, train_in):
     assert new.status == "completed"
     assert new.record.epochs[0]["epoch"] == done + 1  # it went on, not from scratch
     text = ws.plots.details.text()
-    assert f"continues {first.name} from its epoch {done} checkpoint for 3 epochs" in text
-    assert "with SGD 0.02 (lr 0.02" in text  # the controls' settings
+    assert f"continued from {first.name}'s epoch {done} checkpoint for 3 epochs" in text
+    assert new.name.startswith("SGD 0.02, continued")  # the controls' settings
+    assert text.count("weight_decay") == 1  # said once: the line has room for two lines
     # and what its first step really used (core reports it with Started)
     used = new.record.steps["lr"][0]
     assert f"in use: lr {used:g}" in text or f"lr in use {used:g}" in text
