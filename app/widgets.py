@@ -108,7 +108,7 @@ class NumberEdit(QtWidgets.QWidget):
         try:
             v = float(text)
         except ValueError:
-            self.set_error(f"'{text}' is not a number")
+            self.set_error(f"'{text}' is not a number" if text else "empty: type a number")
             return
         if not (math.isfinite(v) and self.low <= v <= self.high):
             self.set_error(f"{text} is out of range: allowed {self.low:g} .. {self.high:g}")

@@ -32,6 +32,8 @@ def test_a_value_is_checked_as_typed_and_start_says_why_it_refuses(ws):
     ws.start()
     assert not ws.runs
     assert "lr: 'abc' is not a number" in ws.error.text() and "1e9" not in ws.error.text()
+    _type(box, "")
+    assert box.error_text() == "empty: type a number"
     _type(box, "0.02")
     assert box.error_text() == "" and ws.controls.hyper["lr"] == 0.02
     assert ws.controls.problems() == []
