@@ -17,6 +17,7 @@ lr = 1 on ``q = p / lr`` and ``p = lr * q``, which is the same update up to roun
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -240,28 +241,25 @@ class _Plan:
         self.perm = np.argsort(gid, kind="stable")  # storage row -> cell index
         self._firsts = self.perm[np.r_[0, np.flatnonzero(np.diff(gid[self.perm])) + 1]]
         self._base, self._cell, self._in_group = base, cell, in_group
-        self._group_values: list[dict] | None = None
         sizes = np.bincount(gid)
         bounds = np.r_[0, np.cumsum(sizes[sizes > 0])]
         self.slices = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    @property
+    @functools.cached_property
     def group_values(self) -> list[dict]:
         """Each group's torch hyperparameters, from one representative cell. Made when first
         asked: a plan refused for its group count (65,536 groups) never pays for them."""
-        if self._group_values is None:
-            out = []
-            for k in self._firsts:
-                values = dict(self._base)
-                for a in self._in_group:
-                    values[a.name] = float(self._cell[a.name][k])
-                if self.fold:
-                    values["lr"] = 1.0
-                elif "lr" in self._cell:
-                    values["lr"] = float(self._cell["lr"][k])
-                out.append(group_values(self.info, values))
-            self._group_values = out
-        return self._group_values
+        out = []
+        for k in self._firsts:
+            values = dict(self._base)
+            for a in self._in_group:
+                values[a.name] = float(self._cell[a.name][k])
+            if self.fold:
+                values["lr"] = 1.0
+            elif "lr" in self._cell:
+                values["lr"] = float(self._cell["lr"][k])
+            out.append(group_values(self.info, values))
+        return out
 
     @property
     def n_groups(self) -> int:
