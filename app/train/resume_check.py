@@ -15,11 +15,17 @@ from core.optimizers import OptimizerSpec, build_optimizer, get_optimizer
 from core.train.checkpoints import CheckpointError, load_checkpoint
 
 
-def optimizer_refusal(checkpoint: str, spec: OptimizerSpec, cli: bool = False) -> str:
+def optimizer_refusal(
+    checkpoint: str, spec: OptimizerSpec, cli: bool = False, saved_with: str | None = None
+) -> str:
     """Why ``checkpoint`` cannot continue under ``spec``'s optimizer, else "" (``cli``: the
-    option to give is named too).
+    option to give is named too). ``saved_with``: the optimizer the checkpoint's run used,
+    when the caller knows it; the same one needs no look at the file (the window asks on its
+    own thread, and an own model's checkpoint can be large).
 
     An unreadable checkpoint gives "" here: the run's start says what is wrong with it."""
+    if saved_with == spec.name:
+        return ""
     try:
         payload = load_checkpoint(checkpoint)
     except CheckpointError:

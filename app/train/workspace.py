@@ -409,7 +409,8 @@ class TrainWorkspace(QtWidgets.QWidget):
         except ValueError as exc:
             self.error.setText(str(exc))
             return None
-        refusal = optimizer_refusal(str(ckpt), config.optimizer)
+        saved_with = (run.record.config.get("optimizer") or {}).get("name")
+        refusal = optimizer_refusal(str(ckpt), config.optimizer, saved_with=saved_with)
         if refusal:
             self.error.setText(refusal)
             return None

@@ -72,3 +72,18 @@ def test_the_runs_table_tells_a_continued_run_from_its_source(qtbot):
     qtbot.addWidget(table)
     shown = table.fontMetrics().horizontalAdvance("SGD + momentum 0.05, c…")
     assert shown <= table.columnWidth(table.COLUMNS.index("Name")) - 12  # less the cell's margins
+
+
+def test_continuing_with_the_same_optimizer_reads_no_checkpoint(monkeypatch):
+    """The window asks on its own thread: when the run's optimizer is the one asked for, the
+    checkpoint file (large for an own model) is not opened to ask whether it fits."""
+    from app.train import resume_check
+    from core.optimizers import OptimizerSpec
+
+    opened = []
+    monkeypatch.setattr(resume_check, "load_checkpoint", lambda p: opened.append(p) or {})
+    spec = OptimizerSpec("adam", {"lr": 0.01})
+    assert resume_check.optimizer_refusal("c.pt", spec, saved_with="adam") == ""
+    assert opened == []
+    assert resume_check.optimizer_refusal("c.pt", spec, saved_with="momentum") == ""
+    assert opened == ["c.pt"]  # another optimizer: the file is read (and holds no state here)
