@@ -15,7 +15,15 @@ from PySide6 import QtWidgets
 
 from app.widgets import ERROR_RED
 
-RED = f"QSpinBox {{ border: 1px solid {ERROR_RED}; }}"
+# A border alone makes Qt draw the whole box from the style sheet, and the up and down arrows
+# vanished: the buttons are placed again, so they stay (in both themes)
+RED = (
+    f"QSpinBox {{ border: 1px solid {ERROR_RED}; border-radius: 3px; padding: 1px 18px 1px 3px; }}"
+    " QSpinBox::up-button { subcontrol-origin: border; subcontrol-position: top right;"
+    " width: 16px; }"
+    " QSpinBox::down-button { subcontrol-origin: border; subcontrol-position: bottom right;"
+    " width: 16px; }"
+)
 
 
 def watch_spins(boxes: dict[str, QtWidgets.QSpinBox], changed: Callable[[], None]) -> None:
