@@ -112,7 +112,7 @@ def test_a_long_analysis_waits_for_start_and_cancel_joins(panel, qtbot, experime
     job = panel.job
     panel.cancel()
     qtbot.waitUntil(lambda: panel.job is None, timeout=30_000)
-    assert job.thread.wait(5_000)  # the thread is gone
+    assert job.thread.wait(30_000)  # the thread is gone (a loaded machine: 5 s once missed)
     assert panel.result is None and "Cancelled" in panel.status.text()
     assert panel.compute_btn.text() == "Compute" and panel.compute_btn.isEnabled()
 
