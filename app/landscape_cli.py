@@ -287,12 +287,14 @@ def _compute(args, req, size, world, fail) -> int:
     if world.distributed:
         say(f"{world.size} ranks share the grid (rank 0 gathers and writes)")
     partial = dist.partial_path(args.out[0])
-    # the launcher stops the ranks with SIGTERM: save what is gathered first, as for Ctrl+C
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop_asked = _on_sigterm(world)
     bar = None
     land = None
     try:
-        for e in lj.run(subject, req, world=world, partial=partial if world.main else None):
+        for e in lj.run(
+            subject, req, world=world, partial=partial if world.main else None,
+            should_stop=lambda: bool(stop_asked),
+        ):  # fmt: skip
             if isinstance(e, lj.Planned):
                 what = f"all {e.n_eval} batches" if args.model else _samples(e.n_eval, e.n_total)
                 say(f"Evaluating on {what}")
@@ -338,7 +340,11 @@ def _compute(args, req, size, world, fail) -> int:
         dist.stop(world)
     if not world.main:
         return 0  # rank 0 writes
-    assert land is not None
+    if land is None:  # stopped by the launcher (see _on_sigterm)
+        kept = f"; the points done are kept in {partial}" if partial.exists() else ""
+        print(f"losslab landscape: stopped (SIGTERM){kept}. Run the same command again to "
+              "continue.", file=sys.stderr)  # fmt: skip
+        return 128 + signal.SIGTERM
     say(
         f"{len(land.alphas)}x{len(land.betas)} grid, {land.directions} directions, "
         f"{land.n_eval:,} {'batches' if args.model else 'samples'}, {land.precision}: "
@@ -355,6 +361,26 @@ def _compute(args, req, size, world, fail) -> int:
     if code == 0:
         partial.unlink(missing_ok=True)  # everything is written: nothing left to resume
     return code
+
+
+def _on_sigterm(world) -> list:
+    """How SIGTERM stops this process; the list it returns gets an item when a stop was asked
+    for (the grid then stops after its round, with every rank).
+
+    One process: at once, as Ctrl+C (the points gathered are saved first).
+    Under torch's launcher, SIGTERM is how it stops the ranks: because one of them failed, or
+    because the launcher itself was stopped. Stopping at once would tell the user "interrupted"
+    when a rank died; waiting for the round's end (about 0.5 s; the launcher waits 30 s before
+    it kills) lets rank 0 find the dead rank at the next collective, or else stop every rank
+    together."""
+    import signal
+
+    asked: list = []
+    if world.distributed:
+        signal.signal(signal.SIGTERM, lambda *_: asked.append(True))
+    else:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return asked
 
 
 def write_all(land, args, size, fail, say=print, keep: bool = True) -> int:

@@ -19,7 +19,9 @@ def test_3d_views_under_xvfb():
             "xvfb-run not found: the 3-D tests need Xvfb (Debian: apt install xvfb "
             "libxcb-icccm4 libxcb-keysyms1); the 2-D fallback is tested in the main run"
         )
-    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY")}
+    # PYTEST_ADDOPTS (e.g. -q) would change the summary line this test reads
+    drop = ("QT_QPA_PLATFORM", "DISPLAY", "PYTEST_ADDOPTS")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["LOSSLAB_GL_TESTS"] = "1"
     out = subprocess.run(
         [

@@ -190,7 +190,8 @@ def loss(model, batch):
 @pytest.mark.slow
 def test_a_dead_worker_is_named_and_the_gathered_points_are_kept(capfd, tmp_path):
     """Rank 1 dies mid-grid: rank 0 names it, keeps what was gathered in the partial file and
-    exits with its own code (not the launcher's SIGTERM, which reaches it as it ends)."""
+    exits with its own code. The launcher's SIGTERM, sent to rank 0 as soon as it sees rank 1
+    gone, must not turn this into "interrupted": rank 0 waits for its next collective."""
     from app.main import main
 
     dying, out = tmp_path / "dying.py", tmp_path / "d.npz"
@@ -204,6 +205,40 @@ def test_a_dead_worker_is_named_and_the_gathered_points_are_kept(capfd, tmp_path
     partial = dist.partial_path(out)
     kept, _ = dist.PartialGrid.load(partial, _fingerprint_of(partial), (9, 9))
     assert kept is not None and 0 < kept.count < 81 and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_stopped_launcher_stops_every_rank_after_its_round_and_keeps_the_points(capfd, tmp_path):
+    """SIGTERM to the launcher (a `kill`, a job's time limit): it passes SIGTERM to the ranks,
+    which end the round together; rank 0 says where the points are, the exit code is the
+    signal's. (This process is the launcher: the signal comes once its ranks have written.)"""
+    import os
+    import signal
+    import threading
+    import time
+
+    from app.main import main
+
+    out = tmp_path / "big.npz"
+    partial = dist.partial_path(out)
+
+    def stop_once_written():
+        deadline = time.monotonic() + 120
+        while not partial.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for a file other processes write: no signal to wait on
+        os.kill(os.getpid(), signal.SIGTERM)  # the launcher's handler takes it (see run())
+
+    stopper = threading.Thread(target=stop_once_written)
+    stopper.start()
+    code = main(["landscape", "--model", str(MLP), "--grid", "301", "--eigenvalues", "0",
+                 "--workers", "2", "--out", str(out)])  # fmt: skip
+    stopper.join()
+    err = capfd.readouterr().err
+    assert code == 143, err[-3000:]
+    assert f"stopped (SIGTERM); the points done are kept in {partial}" in err
+    assert "stopped answering" not in err and "Traceback" not in err
+    kept, _ = dist.PartialGrid.load(partial, _fingerprint_of(partial), (301, 301))
+    assert kept is not None and 0 < kept.count < 301 * 301 and not out.exists()
 
 
 def test_what_every_worker_would_refuse_is_said_once_before_any_starts(cli, tmp_path):
