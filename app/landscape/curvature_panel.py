@@ -34,9 +34,8 @@ class DensityPlot(pg.PlotWidget):
     """The spectral density on a log axis: the bulk near zero and the outliers both show."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, enableMenu=False)
         self.setObjectName("curvatureDensity")
-        self.setMenuEnabled(False)
         self.setLabel("bottom", "Hessian eigenvalue")
         self.setLabel("left", "spectral density (log)")
         self.setLogMode(y=True)
@@ -86,9 +85,8 @@ class LayerBars(pg.PlotWidget):
     """The top eigenvalue of each layer as horizontal bars, the layers named on the left."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, enableMenu=False)
         self.setObjectName("curvatureLayers")
-        self.setMenuEnabled(False)
         self.setLabel("bottom", "top eigenvalue per layer")
         self.setToolTip("the top eigenvalue of each layer's block of the Hessian (its weights "
                         "and bias together)")  # fmt: skip

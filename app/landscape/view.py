@@ -71,8 +71,7 @@ class LandscapeView(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot = self.addPlot(row=0, col=0)
-        self.plot.setMenuEnabled(False)
+        self.plot = self.addPlot(row=0, col=0, enableMenu=False)
         self.plot.hideButtons()
         self.plot.setLabel("bottom", "a (direction 1)")
         self.plot.setLabel("left", "b (direction 2)")
@@ -305,8 +304,7 @@ class LinePlot(pg.PlotWidget):
     """The 1-D interpolation from the initial weights (t = 0) to the checkpoint (t = 1)."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.setMenuEnabled(False)
+        super().__init__(parent, enableMenu=False)
         self.setLabel("bottom", LINE_AXIS)
         self.setLabel("left", "loss")
         self.curve = self.plot(pen=pg.mkPen(PATH_COLOUR, width=2))

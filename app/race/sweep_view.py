@@ -82,8 +82,7 @@ class SweepView(pg.GraphicsLayoutWidget):
         # below this the legend's longest line ("stability edge: lr · 20 = 2 (1 + momentum)")
         # ran off the plot and the lr labels into one another
         self.setMinimumSize(500, 380)
-        self.plot = self.addPlot(row=0, col=0)
-        self.plot.setMenuEnabled(False)
+        self.plot = self.addPlot(row=0, col=0, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)

@@ -104,9 +104,8 @@ class Plot(pg.PlotWidget):
     """
 
     def __init__(self, clock: PaintClock | None = None, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, enableMenu=False)  # not built only to be dropped
         self.clock = clock
-        self.setMenuEnabled(False)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         t0 = time.thread_time()

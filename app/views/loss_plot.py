@@ -12,13 +12,12 @@ MIN_STEPS = 10  # the step axis shows at least 0..MIN_STEPS
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, enableMenu=False)
         self.setLabel("bottom", "step")
         self.setLabel("left", "loss")
         # No grid: pyqtgraph draws it as part of the axes, which repaint whenever the range
         # grows (every step), and it cost 10-15 ms a frame in software rendering.
         self.set_theme(dark=False)
-        self.setMenuEnabled(False)
         self.curves: list[pg.PlotDataItem] = []
         self.offset = 0.0  # subtracted in log mode: the known minimum value
         self.log = False

@@ -68,10 +68,9 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.resolution = resolution
         self.surface: Surface | None = None
-        self.plot = self.addPlot(row=0, col=0)
+        self.plot = self.addPlot(row=0, col=0, enableMenu=False)
         self.plot.setLabel("bottom", "x")
         self.plot.setLabel("left", "y")
-        self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.image = pg.ImageItem()
         self.image.setZValue(-20)

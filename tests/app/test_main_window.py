@@ -93,3 +93,17 @@ def test_window_shrinks_to_a_small_laptop_screen(window, qtbot):
     assert hint.width() <= 1280 and hint.height() <= 720, hint
     window.resize(1280, 720)
     qtbot.waitUntil(lambda: window.width() == 1280 and window.height() == 720, timeout=5000)
+
+
+def test_no_plot_offers_pyqtgraphs_context_menu(window):
+    """Right-click on a plot does nothing: pyqtgraph's menus (axis ranges, log mode, export)
+    would change the views behind the workspaces' backs. They are never built either (each
+    cost ~13 ms of the window's start)."""
+    import pyqtgraph as pg
+
+    items = [w.getPlotItem() for w in window.findChildren(pg.PlotWidget)]
+    for layout in window.findChildren(pg.GraphicsLayoutWidget):
+        items += [i for i in layout.ci.items if isinstance(i, pg.PlotItem)]
+    assert len(items) >= 10  # every workspace's plots, hidden tabs included
+    for item in items:
+        assert not item.menuEnabled() and item.getViewBox().menu is None, item
