@@ -27,11 +27,11 @@ lint: $(STAMP)
 # PYTHONDONTWRITEBYTECODE= : keep compiled modules and pytest's rewritten test modules cached
 # (some machines set it; without the caches every worker spends ~5 s more compiling)
 test: lint
-	PYTHONDONTWRITEBYTECODE= QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # while working: everything but the tests marked slow, still on every core
 test-fast: $(STAMP)
-	PYTHONDONTWRITEBYTECODE= QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
+	PYTHONDONTWRITEBYTECODE= QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
 
 # LossLab as users install it: sdist + wheel, the wheel in a fresh venv (pinned), its commands
 wheel-check: $(STAMP)

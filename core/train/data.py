@@ -287,10 +287,13 @@ def synthetic_digits(n_train: int = 4000, n_val: int = 1000, seed: int = 0) -> D
     Drawing 5,000 digits took ~1 s per run (each test, each GUI start); the same arguments
     give the same digits, so the last two sets are kept (16 MB each). Nothing writes into a
     Dataset's tensors: training indexes copies out of them.
+
+    The training and validation digits come from two random streams of ``seed``, so the
+    first n digits of either are the same whatever the sizes: a run limited to n images draws
+    only those (as a prefix of the full set would give them).
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    rng = np.random.default_rng(seed)
     font = ImageFont.load_default(size=22)
     glyphs = []
     for d in range(10):
@@ -300,10 +303,12 @@ def synthetic_digits(n_train: int = 4000, n_val: int = 1000, seed: int = 0) -> D
         )
         glyphs.append(im)
 
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.integers(0, 10, n)
+    def make(n: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([seed, stream])
+        labels = np.empty(n, dtype=np.int64)
         images = np.empty((n, 28, 28), dtype=np.uint8)
-        for i, d in enumerate(labels):
+        for i in range(n):  # one digit after another from the stream: n is a prefix's length
+            labels[i] = d = int(rng.integers(0, 10))
             angle = rng.uniform(-15, 15)
             scale = rng.uniform(0.8, 1.15)
             dx, dy = rng.uniform(-3, 3, 2)
@@ -318,8 +323,8 @@ def synthetic_digits(n_train: int = 4000, n_val: int = 1000, seed: int = 0) -> D
             images[i] = np.clip(arr, 0, 255).astype(np.uint8)
         return images, labels
 
-    tx, ty = _tensors(*make(n_train))
-    vx, vy = _tensors(*make(n_val))
+    tx, ty = _tensors(*make(n_train, 0))
+    vx, vy = _tensors(*make(n_val, 1))
     return Dataset(
         tx,
         ty,

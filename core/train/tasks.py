@@ -221,7 +221,9 @@ def build_task(
         return TaskSetup(info, model, x, y, vx, vy, "points", source, _describe_line)
     if key == "lenet":
         if dataset == "synthetic":
-            ds = data_mod.synthetic_digits(seed=seed)
+            # a limit draws only the digits it keeps (they are the full set's first ones)
+            n = (min(limit, 4000), min(max(limit // 4, 1), 1000)) if limit else (4000, 1000)
+            ds = data_mod.synthetic_digits(*n, seed=seed)
         elif dataset in ("auto", "mnist"):
             ds = data_mod.load_mnist(data_dir, limit=limit)
         else:

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
 def test_3d_views_under_xvfb():
     xvfb = shutil.which("xvfb-run")
     if xvfb is None:

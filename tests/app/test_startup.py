@@ -2,9 +2,11 @@
 
 import re
 
+import pytest
 from PIL import Image
 
 
+@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
 def test_app_starts_and_exits_cleanly(losslab, tmp_path):
     """The window comes up with its three workspaces built, is painted, and closes with 0.
     Its settings go to a temporary folder: a test never reads or writes the user's."""

@@ -27,6 +27,7 @@ def sine_run(tmp_path_factory):
     return folder / "run.json"
 
 
+@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
 def test_landscape_writes_png_svg_and_npz_and_no_qt_warnings(losslab, trained_run, tmp_path):
     """A child process: Qt's start-up and its warnings on stderr need a fresh interpreter."""
     outs = [tmp_path / f"land.{ext}" for ext in ("png", "svg", "npz")]

@@ -36,6 +36,7 @@ def test_race_writes_every_format(cli, tmp_path):
     assert outs[4].read_text().startswith("racer,start,step,x,y,loss,lr")
 
 
+@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
 def test_race_needs_no_display(losslab, tmp_path):
     """A fresh interpreter without DISPLAY or QT_QPA_PLATFORM renders offscreen by itself."""
     out = tmp_path / "r.png"

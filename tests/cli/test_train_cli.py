@@ -163,6 +163,7 @@ def test_missing_mnist_says_what_to_do(cli, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
 def test_a_real_process_needs_no_display_and_exits_3_on_divergence(losslab):
     out = losslab("train", "linreg", "--lr", "5", "--epochs", "100")
     assert out.returncode == 3, out.stderr

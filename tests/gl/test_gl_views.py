@@ -6,11 +6,6 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture
-def window(main_window):
-    return main_window
-
-
 def _pixels(image) -> np.ndarray:
     """The image's bytes as 32-bit RGB (the same layout whatever it came as)."""
     image = image.convertToFormat(image.Format.Format_RGB32)
@@ -27,8 +22,8 @@ def test_gl_is_available_under_xvfb(qapp):
     assert gl_problem() is None
 
 
-def test_race_in_3d_follows_the_race(window, qtbot):
-    r = window.race
+def test_race_in_3d_follows_the_race(race_ws, qtbot):
+    r = race_ws
     r.load_preset("sgd_vs_adam_rosenbrock")
     r.c.step(50)
     assert r.set_3d(True)
@@ -53,11 +48,9 @@ def test_race_in_3d_follows_the_race(window, qtbot):
     assert r.set_3d(False) and not r.showing_3d
 
 
-def test_landscape_in_3d(window, qtbot, tmp_path):
+def test_landscape_in_3d(lw, qtbot, tmp_path):
     from core.landscape.plane import Landscape
 
-    lw = window.landscape
-    window.tabs.setCurrentWidget(lw)
     a = np.linspace(-1, 1, 21)
     loss = 1 + np.add.outer(a**2, 2 * a**2)
     path = np.column_stack([np.linspace(-0.8, 0, 10), np.linspace(0.6, 0, 10)])
@@ -196,12 +189,12 @@ def test_a_burst_of_updates_draws_one_frame(terrain, qtbot):
     assert v.view.opts["azimuth"] == 99  # every move was applied before that frame
 
 
-def test_the_basin_map_colours_the_3d_terrain(window, qtbot):
+def test_the_basin_map_colours_the_3d_terrain(race_ws, qtbot):
     """#12.12: with the basin map on, the terrain is coloured by basin (shaded by height);
     off, it goes back to the height colours."""
     from app.race.basin_colours import BASIN_COLOURS
 
-    r = window.race
+    r = race_ws
     r.c.set_surface(r.c.choice.__class__("himmelblau"))
     assert r.set_3d(True)
     v = r.view3d

@@ -144,3 +144,13 @@ def test_synthetic_digits_are_made_once_per_seed():
     assert a is b  # drawn once
     c = synthetic_digits(40, 10, seed=3)
     assert not torch.equal(a.train_x, c.train_x)
+
+
+def test_a_limited_synthetic_set_is_the_full_sets_first_digits():
+    """A run limited to n images draws n (not 5,000, ~0.6 s), and gets the same digits the
+    full set starts with, for training and validation alike."""
+    small, full = synthetic_digits(30, 8, seed=4), synthetic_digits(90, 20, seed=4)
+    assert torch.equal(small.train_x, full.train_x[:30])
+    assert torch.equal(small.train_y, full.train_y[:30])
+    assert torch.equal(small.val_x, full.val_x[:8]) and torch.equal(small.val_y, full.val_y[:8])
+    assert not torch.equal(full.train_x[:8], full.val_x[:8])  # two streams, not one twice
