@@ -434,10 +434,11 @@ def _keep(land) -> str:
 
 
 def _picture(land, out: str, size: tuple[int, int], dark: bool, log: bool) -> None:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtCore, QtWidgets
+    from PySide6 import QtCore
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
+    from app.headless import headless_app
+
+    app = headless_app()
     from app import export
     from app.landscape.workspace import LandscapeWorkspace
     from app.theme import apply_theme

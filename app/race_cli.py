@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -178,10 +177,9 @@ def run_race(args: argparse.Namespace) -> int:
             export.check_writable(out)
     except (ValueError, SessionError, export.ExportError) as exc:
         args.parser.error(str(exc))
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtWidgets
+    from app.headless import headless_app
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
+    app = headless_app()
     from app.race.render import OffscreenView, even_size, gif_of, race_frames
 
     colours = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(session.racers)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -155,10 +154,9 @@ def npz_bytes(result: SweepMap) -> bytes:
 
 def png_bytes(result: SweepMap, racer, surface, size, colour: str, dark: bool) -> bytes:
     """The map drawn by :class:`app.race.sweep_view.SweepView`, offscreen."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtWidgets
+    from app.headless import headless_app
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
+    app = headless_app()
     from app import export
     from app.race.sweep_view import SweepView
     from core.race.sweep_theory import momentum_curves

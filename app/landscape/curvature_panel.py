@@ -402,10 +402,9 @@ def summary_html(r: cj.CurvatureResult) -> str:
 def render_density_png(r: cj.CurvatureResult, path: str, size: tuple[int, int], title: str = ""):
     """The density plot of ``r`` as a PNG of ``size`` (for ``losslab curvature --out x.png``):
     the panel's own plot, rendered offscreen."""
-    import os
+    from app.headless import headless_app
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["losslab"])
+    app = headless_app()
     from pyqtgraph.exporters import ImageExporter
     from PySide6 import QtGui
 

@@ -27,33 +27,6 @@ def sine_run(tmp_path_factory):
     return folder / "run.json"
 
 
-@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
-def test_landscape_writes_png_svg_and_npz_and_no_qt_warnings(losslab, trained_run, tmp_path):
-    """A child process: Qt's start-up and its warnings on stderr need a fresh interpreter."""
-    outs = [tmp_path / f"land.{ext}" for ext in ("png", "svg", "npz")]
-    args = ["landscape", "--checkpoint", trained_run.checkpoint, "--run", trained_run.record]
-    args += ["--directions", "pca", "--grid", "5", "--samples", "40", "--eigenvalues", "1"]
-    args += ["--size", "600x450"]
-    for o in outs:
-        args += ["--out", o]
-    out = losslab(*args)
-    assert out.returncode == 0, out.stderr
-    assert out.stderr == ""  # no Qt warnings (the offscreen platform's propagateSizeHints)
-    assert "grid rows 5/5" in out.stdout and "PCA explains" in out.stdout
-    assert "points/s" in out.stdout  # the speed of the grid
-    assert "40 of 64 validation samples" in out.stdout
-    assert "NOT MNIST" in out.stdout  # the data is named plainly
-    with Image.open(outs[0]) as im:
-        assert im.size == (600, 450)
-    assert ET.parse(outs[1]).getroot().tag.endswith("svg")
-    land = Landscape.load(outs[2])
-    assert land.loss.shape == (5, 5) and np.isfinite(land.loss).all()
-    assert land.directions == "pca" and land.n_eval == 40
-    assert land.extras["path"].shape[1] == 2 and len(land.extras["hessian"]) == 1
-    # the grid covers the projected path (automatic range)
-    assert np.abs(land.extras["path"]).max() <= land.alphas[-1]
-
-
 def test_the_sine_fits_checkpoint_value_is_its_validation_loss(cli, sine_run, tmp_path):
     """Train said 8.85 where the landscape said 4.43: half the points, summed (#12.4)."""
     recorded = RunRecord.load(sine_run).checkpoints[-1]["val_loss"]

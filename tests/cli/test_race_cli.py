@@ -1,5 +1,5 @@
-"""``losslab race``, in this process through the ``cli`` fixture (one child process proves that
-no display is needed)."""
+"""``losslab race``, in this process through the ``cli`` fixture (test_no_display.py runs it
+in a fresh interpreter with no display)."""
 
 import json
 import os
@@ -34,18 +34,6 @@ def test_race_writes_every_format(cli, tmp_path):
     assert doc["steps"] == 60 and len(doc["racers"]) == 3
     assert doc["session"]["surface"]["key"] == "ill_conditioned"
     assert outs[4].read_text().startswith("racer,start,step,x,y,loss,lr")
-
-
-@pytest.mark.slow  # a fresh interpreter: PyTorch and Qt load again
-def test_race_needs_no_display(losslab, tmp_path):
-    """A fresh interpreter without DISPLAY or QT_QPA_PLATFORM renders offscreen by itself."""
-    out = tmp_path / "r.png"
-    r = losslab(
-        "race", "--preset", "lr_too_high", "--steps", "5", "--size", "320x240", "--out", out
-    )
-    assert r.returncode == 0, r.stderr
-    with Image.open(out) as im:
-        assert im.size == (320, 240)
 
 
 def test_race_from_racers_and_a_formula(cli, tmp_path):
