@@ -208,11 +208,19 @@ def _task_of(args: argparse.Namespace) -> str:
     return EXPERIMENT
 
 
+def _experiment(args: argparse.Namespace):
+    """The --model file, imported once for the whole command: its defaults and its training
+    share it, so the user's code runs once, as ``python file.py`` would run it."""
+    if getattr(args, "loaded_experiment", None) is None:
+        args.loaded_experiment = load_experiment(args.model)
+    return args.loaded_experiment
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from parsed options; ``ValueError`` names what is wrong."""
     task = _task_of(args)
     info = get_task(task)
-    suggested = load_experiment(args.model).defaults() if task == EXPERIMENT else Defaults()
+    suggested = _experiment(args).defaults() if task == EXPERIMENT else Defaults()
     base = suggested.optimizer or info.optimizer
     opt_name = args.optimizer or base.name
     opt_info = get_optimizer(opt_name)
@@ -312,7 +320,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = _Output(args.quiet, args.log_every, config.track_sharpness)
     code = None
     try:
-        for event in train(config):
+        for event in train(config, experiment=getattr(args, "loaded_experiment", None)):
             record.add(event)
             out.show(event)
     except ExperimentError as exc:

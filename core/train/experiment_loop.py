@@ -59,11 +59,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_experiment(
-    c: TrainConfig, control: TrainControl, device: torch.device
+    c: TrainConfig, control: TrainControl, device: torch.device, exp: Experiment | None = None
 ) -> Iterator[Event]:
-    """One run on ``c.model_file`` (``c`` resolved). ``ExperimentError`` (a ``ValueError``)
-    before the :class:`Started` event means a bad file: nothing was trained or written."""
-    exp = load_experiment(c.model_file)
+    """One run on ``c.model_file`` (``c`` resolved; ``exp``: that file, when loaded already).
+    ``ExperimentError`` (a ``ValueError``) before the :class:`Started` event means a bad
+    file: nothing was trained or written."""
+    if exp is None:
+        exp = load_experiment(c.model_file)
     model = seeded(c.seed, exp.build_model).to(device)
     val = [to_device(b, device) for b in exp.batches()]
     start_epoch = int(load_checkpoint(c.resume)["epoch"]) + 1 if c.resume else 1

@@ -174,12 +174,16 @@ class TrainControl:
 # --- the loop --------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[Event]:
+def train(
+    config: TrainConfig, control: TrainControl | None = None, experiment: Any = None
+) -> Iterator[Event]:
     """Run one training; yields :data:`Event` objects. ``ValueError`` for a bad config.
 
     Task ``"experiment"`` trains the user's own file (``config.model_file``; see
     :mod:`core.train.experiment_loop`); a bad file raises ``ExperimentError`` (a
-    ``ValueError``) before the first event.
+    ``ValueError``) before the first event. ``experiment``: that file already loaded (an
+    :class:`~core.train.experiment.Experiment`, as the command line loads it for its
+    defaults), so that the user's code runs once; None imports it here.
 
     A step whose loss is not finite, or has exploded (:data:`EXPLODE_FACTOR` times its start),
     ends the run at once with ``Finished(status="diverged", divergence=...)``.
@@ -195,7 +199,7 @@ def train(config: TrainConfig, control: TrainControl | None = None) -> Iterator[
         # imported here: that loop builds on this module's events and helpers
         from core.train.experiment_loop import train_experiment
 
-        yield from train_experiment(c, control, device)
+        yield from train_experiment(c, control, device, experiment)
         return
     dtype = torch.float64 if c.dtype == "float64" else torch.float32
     setup = build_task(

@@ -373,3 +373,17 @@ def test_an_error_in_the_models_forward_mid_run_names_the_line(cli, tmp_path):
     assert r.returncode == 1, r.stderr
     assert "fwd.py: loss(model, batch) failed (fwd.py, line 21, in forward)" in r.stderr
     assert "RuntimeError: out of memory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_model_file_is_imported_once(cli, tmp_path):
+    """The file's top level runs once per command, as `python file.py` would run it (its
+    defaults and its training used to import it twice: a print or a download there ran
+    twice)."""
+    counter = tmp_path / "imports.txt"
+    path = tmp_path / "counted.py"
+    path.write_text(
+        f"with open({str(counter)!r}, 'a') as f:\n    f.write('imported\\n')\n" + TINY_FILE
+    )
+    r = cli("train", "--model", path, "--epochs", "1", "--out", tmp_path / "run.json")
+    assert r.returncode == 0, r.stderr
+    assert counter.read_text().splitlines() == ["imported"]
