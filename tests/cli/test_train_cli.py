@@ -168,8 +168,8 @@ def test_an_interrupted_run_keeps_what_it_trained(cli, tmp_path, monkeypatch):
 
     real_train = cli_mod.train
 
-    def interrupted(config):
-        for event in real_train(config):
+    def interrupted(config, **kwargs):
+        for event in real_train(config, **kwargs):
             yield event
             if getattr(event, "step", 0) == 4:
                 raise KeyboardInterrupt  # Ctrl-C after the fourth step
