@@ -58,6 +58,7 @@ def launch_workers(n: int, argv: list[str]) -> int:
     launch = launch_config(n, port, _without_workers(argv))
     names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")  # the launcher takes these over
     kept = {sig: signal.getsignal(sig) for name in names if (sig := getattr(signal, name, None))}
+    levels = _quiet_launcher()
     try:
         run(launch)
         return 0
@@ -73,12 +74,34 @@ def launch_workers(n: int, argv: list[str]) -> int:
         print(f"losslab landscape: error: torch's launcher failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        for logger, level in levels.items():
+            logger.setLevel(level)
         for sig, handler in kept.items():
             signal.signal(sig, handler)
         if threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = threads
+
+
+def _quiet_launcher() -> dict:
+    """The launcher's own loggers at ERROR, for the launch: after Ctrl+C it narrated the stop
+    in three warnings ("Received 2 death signal, shutting down workers", "Sending process
+    ... closing signal SIGINT" for each rank) above rank 0's message, which says what
+    happened and where the points are. Its errors (a rank's exit code) still show. Returns
+    each logger's level before."""
+    import logging
+
+    prefix = "torch.distributed.elastic"
+    loggers = [logging.getLogger(prefix)] + [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.startswith(prefix + ".") and isinstance(logger, logging.Logger)
+    ]
+    levels = {logger: logger.level for logger in loggers}
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    return levels
 
 
 def failed_ranks_code(codes: dict[int, int], first: int) -> int:

@@ -291,6 +291,28 @@ def test_the_launcher_stays_on_this_machine_and_checks_its_ranks_often(monkeypat
     assert config_from_args(launch_config(2, 29500, argv))[2][-len(argv) :] == argv
 
 
+def test_the_launchers_warnings_are_quiet_during_a_launch_and_its_errors_are_not():
+    """After Ctrl+C torch's launcher narrated the stop in three warnings above rank 0's own
+    message (seen in a terminal: this process's pytest capture does not see its handler)."""
+    import logging
+
+    import torch.distributed.elastic.agent.server.api as agent
+    import torch.distributed.elastic.multiprocessing.api as procs
+
+    from app.workers_cli import _quiet_launcher
+
+    before = {agent.logger: agent.logger.level, procs.logger: procs.logger.level}
+    levels = _quiet_launcher()
+    try:
+        for logger in before:
+            assert not logger.isEnabledFor(logging.WARNING), logger.name
+            assert logger.isEnabledFor(logging.ERROR), logger.name
+    finally:
+        for logger, level in levels.items():
+            logger.setLevel(level)
+    assert {logger: logger.level for logger in before} == before
+
+
 def test_a_failed_launch_exits_with_rank_0s_code():
     from app.workers_cli import failed_ranks_code
 
