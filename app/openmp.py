@@ -32,4 +32,18 @@ def passive_waiting() -> bool:
     return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 
-__all__ = ["PASSIVE_ENV", "SHORT_SPIN", "passive_waiting", "wait_briefly"]
+def threads_set_by_user() -> bool:
+    """Whether OMP_NUM_THREADS is set: torch took its thread count from it at start, and the
+    window keeps that count instead of choosing its own (a shared server's limit, a job
+    script's, or one thread per worker when tests run several at once: two workers with two
+    threads each on 2 cores made every test after the first landscape up to 5x slower)."""
+    return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
+
+
+__all__ = [
+    "PASSIVE_ENV",
+    "SHORT_SPIN",
+    "passive_waiting",
+    "threads_set_by_user",
+    "wait_briefly",
+]

@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from app.colors import PALETTE
-from app.openmp import passive_waiting
+from app.openmp import passive_waiting, threads_set_by_user
 from app.train import sharpness
 from app.train.runs import Run, divergence_text, finished_status, plural, unique_name
 from app.workers import Job, describe
@@ -71,10 +71,13 @@ def leave_a_core() -> None:
     each parallel region waits for the worker the painting delayed, and the spinning eats
     the core the other needs. On 2 cores LeNet ran 1.8x slower behind a live window, and
     6x slower with any other load (bench/train_gui.py). So: all cores when torch's threads
-    wait passively, else all cores but one, which the window's thread paints on.
+    wait passively, else all cores but one, which the window's thread paints on. With
+    OMP_NUM_THREADS set, the count torch took from it stands.
     """
     import torch
 
+    if threads_set_by_user():
+        return  # OMP_NUM_THREADS: the user's count stands
     cores = os.cpu_count() or 1
     want = cores if passive_waiting() else max(1, cores - 1)
     if torch.get_num_threads() != want:

@@ -35,7 +35,14 @@ def _compute(lw, qtbot):
     return lw.landscape
 
 
-def test_a_run_is_computed_with_its_path_and_exported(lw, qtbot, trained_run, tmp_path):
+def test_a_run_is_computed_with_its_path_and_exported(
+    lw, qtbot, trained_run, tmp_path, monkeypatch
+):
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))  # the user's count: kept (it was set
+    # to all cores, and a test worker's neighbours then ran up to 5x slower)
     opened = []
     lw.file_opened.connect(lambda kind, path: opened.append((kind, path)))
     assert lw.open_run_file(str(trained_run.record))
@@ -51,6 +58,7 @@ def test_a_run_is_computed_with_its_path_and_exported(lw, qtbot, trained_run, tm
     assert not compute.isEnabled() and cancel.isEnabled()
     qtbot.waitUntil(lambda: lw.job is None, timeout=120_000)
     assert lw.finished_ok, lw.error.text()
+    assert torch.get_num_threads() == threads
     land = lw.landscape
     assert land.loss.shape == (7, 7) and np.isfinite(land.loss).all()
     assert len(rows) >= 7  # the heatmap filled in row by row

@@ -257,11 +257,17 @@ def test_torch_threads_follow_the_openmp_wait_policy(monkeypatch):
     monkeypatch.setattr(controller.os, "cpu_count", lambda: 2)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
         controller.leave_a_core()  # spinning threads: a core is left to the window
         assert torch.get_num_threads() == 1
         monkeypatch.setenv("GOMP_SPINCOUNT", "0")
         controller.leave_a_core()  # sleeping threads share the cores with it
         assert torch.get_num_threads() == 2
+        # the user's OMP_NUM_THREADS (torch's count at start) stands
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        controller.leave_a_core()
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
