@@ -152,6 +152,9 @@ def run_gui(args: argparse.Namespace) -> int:
     QtWidgets.QApplication.setOrganizationName("LossLab")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     set_identity(app)
+    from app.collect import collect_between_events
+
+    collect_between_events(app)  # never inside a Qt call: see app.collect
     from app.main_window import MainWindow  # after the QApplication: pyqtgraph wants one
 
     report = bool(os.environ.get("LOSSLAB_REPORT_STARTUP"))  # read by bench/gui.py
@@ -197,8 +200,12 @@ def run_gui(args: argparse.Namespace) -> int:
             if busy:  # a screenshot waits for the workspace (and a basin map) to be there
                 QtCore.QTimer.singleShot(100, finish)
                 return
-            if args.screenshot and not window.grab().save(args.screenshot):
-                print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
+            if args.screenshot:
+                # the layouts still pending first (the workspaces just built widen the
+                # window): the picture is the window as it is laid out, whatever the timing
+                app.processEvents()
+                if not window.grab().save(args.screenshot):
+                    print(f"losslab: could not write {args.screenshot}", file=sys.stderr)
             window.close()
 
         QtCore.QTimer.singleShot(max(0, args.quit_after), finish)

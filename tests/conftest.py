@@ -296,9 +296,12 @@ def _delete_closed_widgets():
     yield
     import sys
 
+    from app.collect import collect_due
+
     qt = sys.modules.get("PySide6.QtCore")
     if qt is not None and qt.QCoreApplication.instance() is not None:
         qt.QCoreApplication.sendPostedEvents(None, qt.QEvent.Type.DeferredDelete)
+    collect_due()  # here, between tests, never inside a Qt call (app.collect)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -330,3 +333,6 @@ def pytest_collection_finish(session):
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 50)
+    # no collection inside a Qt call, where freeing a Python-owned QObject waits on a lock
+    # Qt holds (a hang, seen once): the cycles are collected after each test instead
+    gc.disable()
