@@ -60,6 +60,9 @@ def bench_fps(seconds: float, size: tuple[int, int]) -> None:
     from PySide6 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    from app.collect import collect_between_events
+
+    collect_between_events(app)  # garbage collected as the app collects it (app.main)
     from app.main_window import MainWindow
     from core.optimizers import OptimizerSpec
     from core.race.race import RacerSpec

@@ -290,6 +290,9 @@ def main() -> int:
     from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    from app.collect import collect_between_events
+
+    collect_between_events(app)  # garbage collected as the app collects it (app.main)
     import platform
 
     import torch
