@@ -49,6 +49,10 @@ class GeneratorWorker(QtCore.QObject):
                 completed = True
         except Exception as exc:  # the thread boundary: every error becomes a message
             self.failed.emit(exc)
+        finally:
+            # what the work closed over (a Train run and its trajectory) is not kept with
+            # the worker's Python object after the work is done
+            self._make = None
         self.finished.emit(completed)
 
 

@@ -274,6 +274,10 @@ class TrainController(QtCore.QObject):
     def _job_done(self, run: Run) -> None:
         if run.job is None:
             return
+        # the job stays a child of this controller: its callbacks, which hold the run (and
+        # its trajectory, 30-50 MB for LeNet), go now, or a removed run is never freed
+        for signal in (run.job.item, run.job.failed, run.job.finished):
+            signal.disconnect()
         run.job = run.control = None
         run.seconds = time.monotonic() - run.t0
         if run.status in ("running", "paused"):
@@ -306,6 +310,8 @@ class TrainController(QtCore.QObject):
                 self.changed.emit(run)
             if job in self.save_jobs:
                 self.save_jobs.remove(job)
+            job.failed.disconnect()  # the job stays our child; this closure and the run go
+            job.finished.disconnect()
 
         job.failed.connect(
             lambda exc: self.message.emit(f"Could not save the run record: {describe(exc)}")
