@@ -21,6 +21,7 @@ MAX_EPOCH_MARKERS = 24
 MAX_EPOCH_LABELS = 8
 LINE_AXIS = "t  (0 = initial weights, 1 = checkpoint)"
 LINE_HINT = "The line from the initial weights\nneeds a run's JSON (its recorded path)"
+LINE_LATER = "The line from the initial weights\ncomes after the grid"
 RUNS_HINT = "The loss on the line between\nruns A's and B's end points comes\nafter the grid"
 
 
@@ -322,13 +323,19 @@ class LinePlot(pg.PlotWidget):
             )
 
     def set_line(
-        self, t: np.ndarray | None, loss: np.ndarray | None, axis: str = LINE_AXIS
+        self,
+        t: np.ndarray | None,
+        loss: np.ndarray | None,
+        axis: str = LINE_AXIS,
+        has_run: bool = False,
     ) -> None:
-        """The curve, along ``axis`` (by default the initial weights -> checkpoint line)."""
+        """The curve, along ``axis`` (by default the initial weights -> checkpoint line).
+        With no curve, a hint: ``has_run`` (a run's JSON is loaded) says the line comes after
+        the grid, rather than that it needs one."""
         runs = t is None and self.runs_mode()
         # several runs: this plot is for the line between A and B, not the initial weights
         self.setLabel("bottom", BARRIER_AXIS if runs else axis)
-        self.hint.setText(RUNS_HINT if runs else LINE_HINT)
+        self.hint.setText(RUNS_HINT if runs else LINE_LATER if has_run else LINE_HINT)
         self.barrier.clear()
         self.hint.setVisible(t is None)
         if t is None:

@@ -409,7 +409,7 @@ class LandscapeWorkspace(
         self.finished_ok = False
         self.landscape = None
         self.path = None
-        self.line.set_line(None, None)
+        self.line.set_line(None, None, has_run=bool(self.run_file))
         self.facts.setText("")
         self.view.clear_hover()  # it described the grid being replaced
         self._rows = 0

@@ -123,6 +123,26 @@ def test_cancel_keeps_the_rows_and_clears_the_old_hover(lw, qtbot, trained_run):
     assert "not computed yet" in lw.view.hover(0.0, float(lw.view.betas[-1]))
 
 
+def test_a_cancelled_runs_line_is_said_to_come_after_the_grid(lw, qtbot, trained_run):
+    """The line from the initial weights comes after the grid: cancelled before it, the plot
+    said it "needs a run's JSON" with one loaded (seen by a new user)."""
+    from app.landscape.view import LINE_HINT, LINE_LATER
+
+    assert lw.open_run_file(str(trained_run.record))
+    _settings(lw, directions="random", resolution=101, eigen=0)
+    lw.compute()
+    assert lw.line.hint.isVisible() and lw.line.hint.toPlainText() == LINE_LATER
+    qtbot.waitUntil(lambda: lw._rows >= 1, timeout=60_000)
+    lw.cancel()
+    qtbot.waitUntil(lambda: lw.job is None, timeout=30_000)
+    assert lw.line.hint.toPlainText() == LINE_LATER
+    assert lw.open_checkpoint(str(trained_run.checkpoint))  # no run: no recorded path
+    lw.compute()
+    assert lw.line.hint.toPlainText() == LINE_HINT
+    lw.cancel()
+    qtbot.waitUntil(lambda: lw.job is None, timeout=30_000)
+
+
 def test_the_hover_readout_follows_new_rows_and_forgets_old_grids(qtbot):
     view = LandscapeView()
     qtbot.addWidget(view)
