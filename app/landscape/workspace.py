@@ -509,6 +509,9 @@ class LandscapeWorkspace(
             self._update_3d()
             self.progress.setValue(100)
             self.progress.setFormat(f"done in {e.seconds:.1f} s")
+            text = self.status.text()
+            if text.startswith("<b>"):  # the resume note was news while computing; now a fact
+                self.status.setText(text[3:].replace("</b>", "", 1))
             self._facts()
             self.message.emit(f"Landscape computed in {e.seconds:.1f} s")
         else:

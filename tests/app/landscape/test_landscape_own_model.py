@@ -167,6 +167,12 @@ def test_a_cancelled_grid_resumes_on_the_next_compute(lw, qtbot, trained_run):
     assert "starting afresh" in lw.status.text().split("<br>")[0] and "starting afresh" in said[-1]
     lw.cancel()
     qtbot.waitUntil(lambda: lw.job is None, timeout=30_000)
+    # a grid that ends: the note stays, no longer in bold (it read as a warning after success)
+    _settings(lw, resolution=5)
+    lw.compute()
+    qtbot.waitUntil(lambda: lw.job is None, timeout=60_000)
+    assert lw.finished_ok and lw.resumed is not None and lw.resumed.why
+    assert lw.status.text().startswith("the partial grid kept was computed from other inputs")
 
 
 def test_loss_landscape_files_open_in_the_tab(lw, tmp_path):
