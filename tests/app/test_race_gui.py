@@ -260,8 +260,8 @@ def test_every_preset_loads_and_runs(race):
     assert len(names) >= 10
     for name in names:
         race.load_preset(name)
-        race.c.step(50)
-        assert race.c.race.step_count == 50, name
+        race.c.step(20)
+        assert race.c.race.step_count == 20, name
         assert race.caption.text(), name
         assert race.table.rowCount() == len(race.c.specs), name
 
