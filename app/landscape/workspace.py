@@ -415,6 +415,7 @@ class LandscapeWorkspace(
         self._rows = 0
         self._resumed = 0  # grid points that came from the partial file
         self.resumed: lj.Resumed | None = None
+        self._note = ""  # the resume note, in bold above the status while the grid computes
         self._clock: GridClock | None = None
         self._req = req
         self.job = Job(work, self)
@@ -477,7 +478,8 @@ class LandscapeWorkspace(
                 self._clock = GridClock(max(1, e.total - e.done))  # the speed of new points
                 note = f"resuming from the partial grid: {e.done} of {e.total} points done"
             # first, right under the progress bar: last, it was below the fold of the panel
-            self.status.setText(f"<b>{html.escape(note)}</b><br>{self.status.text()}")
+            self._note = html.escape(note)
+            self.status.setText(f"<b>{self._note}</b><br>{self.status.text()}")
             self.status.setToolTip(f"partial grid: {e.path}")
             self.message.emit(note[:1].upper() + note[1:])
         elif isinstance(e, Row):
@@ -509,9 +511,10 @@ class LandscapeWorkspace(
             self._update_3d()
             self.progress.setValue(100)
             self.progress.setFormat(f"done in {e.seconds:.1f} s")
-            text = self.status.text()
-            if text.startswith("<b>"):  # the resume note was news while computing; now a fact
-                self.status.setText(text[3:].replace("</b>", "", 1))
+            if self._note:  # the resume note was news while computing; now it is a fact
+                self.status.setText(
+                    self.status.text().replace(f"<b>{self._note}</b>", self._note, 1)
+                )
             self._facts()
             self.message.emit(f"Landscape computed in {e.seconds:.1f} s")
         else:

@@ -59,6 +59,8 @@ def test_a_run_is_computed_with_its_path_and_exported(
     qtbot.waitUntil(lambda: lw.job is None, timeout=120_000)
     assert lw.finished_ok, lw.error.text()
     assert torch.get_num_threads() == threads
+    # no partial grid, no resume note: the run's name stays bold when the grid is done
+    assert lw.status.text().startswith(f"<b>{RunRecord.load(trained_run.record).name}</b>")
     land = lw.landscape
     assert land.loss.shape == (7, 7) and np.isfinite(land.loss).all()
     assert len(rows) >= 7  # the heatmap filled in row by row
