@@ -136,6 +136,18 @@ def style_plot(plot, dark: bool) -> None:
         axis.setTextPen("#d0d0d0" if dark else "#202020")
 
 
+def style_legend(legend, dark: bool, backed: bool = False) -> None:
+    """A pyqtgraph legend's names for the theme (its default is a faint grey). ``backed``: on
+    a nearly opaque plot-coloured background, so names over a curve stay readable."""
+    if backed:
+        bg = QtGui.QColor(plot_background(dark))
+        bg.setAlpha(225)
+        legend.setBrush(bg)
+    legend.setLabelTextColor("#d0d0d0" if dark else "#202020")
+    for _, label in legend.items:
+        label.setText(label.text)  # the new colour applies on the next setText
+
+
 def style_layout_view(widget, plot, readout, dark: bool) -> None:
     """Background, axes and read-out label of a GraphicsLayoutWidget-based view."""
     widget.setBackground("#1e1f22" if dark else "w")

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.colors import PALETTE
-from app.theme import style_plot
+from app.theme import style_legend, style_plot
 from app.widgets import error_label
 from app.workers import Job, describe
 from core.landscape import curvature_job as cj
@@ -57,9 +57,7 @@ class DensityPlot(pg.PlotWidget):
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)
-        self.legend.setLabelTextColor("#d0d0d0" if dark else "#202020")  # default: faint grey
-        for _, label in self.legend.items:
-            label.setText(label.text)  # the new colour applies on the next setText
+        style_legend(self.legend, dark)
 
     def set_density(self, density, top: np.ndarray | None) -> None:
         if density is None:

@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.theme import plot_background, style_plot
+from app.theme import plot_background, style_legend, style_plot
 from app.train.details import details, last_value
 from app.train.runs import PANELS, Run
 from app.train.sharpness import SharpnessCurves, series
@@ -352,12 +352,7 @@ class TrainPlots(QtWidgets.QWidget):
         for plot in (*self.plots, self.line_view):
             style_plot(plot, dark)
         self.sine_view.set_theme(dark)  # its legend too
-        bg = QtGui.QColor(plot_background(dark))
-        bg.setAlpha(225)  # names over a curve stay readable
-        self.legend.setBrush(pg.mkBrush(bg))
-        self.legend.setLabelTextColor("#d0d0d0" if dark else "#202020")  # default: faint grey
-        for _, label in self.legend.items:
-            label.setText(label.text)  # the new colour applies on the next setText
+        style_legend(self.legend, dark, backed=True)
         self.digits_view.set_theme(dark)
         for run, curves in self.curves.items():
             curves.raw.setPen(pg.mkPen(_tint(run.colour, dark), width=1))

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.theme import plot_background, style_plot
+from app.theme import style_legend, style_plot
 
 WRONG = "#e6194b"
 RIGHT = "#3cb44b"
@@ -129,7 +129,7 @@ class SineView(Plot):
         self.legend = self.addLegend(offset=(8, 8), verSpacing=-6)
         self.legend.setObjectName("sine_legend")
         self.names: list[str] = []  # the fits' full names (the legend may show them elided)
-        self.legend.setBrush(pg.mkBrush(255, 255, 255, 225))  # set_theme's light one
+        style_legend(self.legend, False, backed=True)
         self.x = np.linspace(-math.pi, math.pi, 400)
         self.target = self.plot(
             self.x, np.sin(self.x), pen=pg.mkPen("#9aa0a6", width=5), name="sin(x)"
@@ -184,12 +184,7 @@ class SineView(Plot):
 
     def set_theme(self, dark: bool) -> None:
         style_plot(self, dark)
-        bg = QtGui.QColor(plot_background(dark))
-        bg.setAlpha(225)
-        self.legend.setBrush(pg.mkBrush(bg))
-        self.legend.setLabelTextColor("#d0d0d0" if dark else "#202020")  # default: faint grey
-        for _, label in self.legend.items:
-            label.setText(label.text)  # the new colour applies on the next setText
+        style_legend(self.legend, dark, backed=True)
 
 
 class LineView(Plot):
