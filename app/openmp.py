@@ -1,5 +1,6 @@
-"""How torch's OpenMP threads wait while the window is open; this module imports neither torch
-nor Qt, so app.main can apply it before torch loads (libgomp reads it once, at that moment).
+"""How torch's OpenMP threads wait while the window is open, and how many it uses. This module
+imports neither torch (but inside use_threads) nor Qt, so app.main can apply the waiting
+before torch loads (libgomp reads it once, at that moment).
 
 A short spin, then sleep. With no spin (GOMP_SPINCOUNT=0) every one of a LeNet step's ~50
 parallel regions woke its threads through the kernel, which on a virtual machine's idle cores
@@ -32,18 +33,17 @@ def passive_waiting() -> bool:
     return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 
-def threads_set_by_user() -> bool:
-    """Whether OMP_NUM_THREADS is set: torch took its thread count from it at start, and the
-    window keeps that count instead of choosing its own (a shared server's limit, a job
-    script's, or one thread per worker when tests run several at once: two workers with two
-    threads each on 2 cores made every test after the first landscape up to 5x slower)."""
-    return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
+def use_threads(n: int) -> None:
+    """Give torch ``n`` threads, unless OMP_NUM_THREADS is set: torch took its count from it
+    at start, and that count stands (a shared server's limit, a job script's, or one thread
+    per worker when tests run several at once: two workers with two threads each on 2 cores
+    made every test after the first landscape up to 5x slower). Imports torch."""
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
-__all__ = [
-    "PASSIVE_ENV",
-    "SHORT_SPIN",
-    "passive_waiting",
-    "threads_set_by_user",
-    "wait_briefly",
-]
+__all__ = ["PASSIVE_ENV", "SHORT_SPIN", "passive_waiting", "use_threads", "wait_briefly"]

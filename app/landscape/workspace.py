@@ -398,14 +398,10 @@ class LandscapeWorkspace(
 
     def _start_job(self, work, req: lj.Request) -> None:
         self.error.setText("")
-        # all cores: the user is waiting on this (training, when it starts, leaves one free);
-        # unless OMP_NUM_THREADS says how many
-        import torch
+        # all cores: the user is waiting on this (training, when it starts, leaves one free)
+        from app.openmp import use_threads
 
-        from app.openmp import threads_set_by_user
-
-        if not threads_set_by_user():
-            torch.set_num_threads(os.cpu_count() or 1)
+        use_threads(os.cpu_count() or 1)
         self.finished_ok = False
         self.landscape = None
         self.path = None

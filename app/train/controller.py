@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from app.colors import PALETTE
-from app.openmp import passive_waiting, threads_set_by_user
+from app.openmp import passive_waiting, use_threads
 from app.train import sharpness
 from app.train.runs import Run, divergence_text, finished_status, plural, unique_name
 from app.workers import Job, describe
@@ -74,14 +74,8 @@ def leave_a_core() -> None:
     wait passively, else all cores but one, which the window's thread paints on. With
     OMP_NUM_THREADS set, the count torch took from it stands.
     """
-    import torch
-
-    if threads_set_by_user():
-        return  # OMP_NUM_THREADS: the user's count stands
     cores = os.cpu_count() or 1
-    want = cores if passive_waiting() else max(1, cores - 1)
-    if torch.get_num_threads() != want:
-        torch.set_num_threads(want)
+    use_threads(cores if passive_waiting() else max(1, cores - 1))
 
 
 def continued(run: Run, checkpoint: Path, config: TrainConfig) -> tuple[TrainConfig, str, str]:
