@@ -221,22 +221,14 @@ def build_task(
         return TaskSetup(info, model, x, y, vx, vy, "points", source, _describe_line)
     if key == "lenet":
         if dataset == "synthetic":
-            # a limit draws only the digits it keeps (they are the full set's first ones)
-            n = (min(limit, 4000), min(max(limit // 4, 1), 1000)) if limit else (4000, 1000)
+            # a limit draws only the digits it keeps (they are the full set's first ones), a
+            # quarter of it for validation, as MNIST's limit
+            n = (min(limit, 4000), min(max(1, limit // 4), 1000)) if limit else (4000, 1000)
             ds = data_mod.synthetic_digits(*n, seed=seed)
         elif dataset in ("auto", "mnist"):
             ds = data_mod.load_mnist(data_dir, limit=limit)
         else:
             raise ValueError(f"Invalid dataset: {dataset!r} (choose auto, mnist or synthetic)")
-        if limit and dataset == "synthetic":
-            ds = data_mod.Dataset(
-                ds.train_x[:limit],
-                ds.train_y[:limit],
-                ds.val_x[: limit // 4],
-                ds.val_y[: limit // 4],
-                ds.name,
-                ds.source,
-            )
         model = seeded_model(key, seed, activation)
         return TaskSetup(
             info,
