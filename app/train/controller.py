@@ -215,6 +215,7 @@ class TrainController(QtCore.QObject):
                 r.control.resume()
                 r.status = "running"
                 r.t0 += now - r.paused_at  # the clock (ETA, Time) counts training, not pauses
+                r.paused_at = 0.0
             self.changed.emit(r)
         self.message.emit("Training paused" if pausing else "Training resumed")
         return pausing
@@ -273,7 +274,11 @@ class TrainController(QtCore.QObject):
         for signal in (run.job.item, run.job.failed, run.job.finished):
             signal.disconnect()
         run.job = run.control = None
-        run.seconds = time.monotonic() - run.t0
+        now = time.monotonic()
+        if run.paused_at:  # stopped while paused: the pause is no training time either
+            run.t0 += now - run.paused_at
+            run.paused_at = 0.0
+        run.seconds = now - run.t0
         if run.status in ("running", "paused"):
             run.status = "stopped"
         run.touch()

@@ -43,7 +43,7 @@ class Run:
     resumed: str = ""  # for a continued run: from where, with which settings
     hyper_in_use: dict = field(default_factory=dict)  # the optimizer's, as its first step
     t0: float = field(default_factory=time.monotonic)
-    paused_at: float = 0.0  # time.monotonic() at the last pause
+    paused_at: float = 0.0  # time.monotonic() when paused; 0 while not paused
     seconds: float = 0.0
     preview: dict = field(default_factory=dict)
     samples: np.ndarray | None = None  # latest predictions for preview["images"]

@@ -98,6 +98,22 @@ def test_linear_regression_shows_points_and_line(ws, qtbot):
     assert abs(w - 2) < 0.3 and abs(b - 1) < 0.6  # y = 2x + 1 + noise
 
 
+def test_a_run_stopped_while_paused_leaves_the_pause_out_of_its_time(ws, qtbot):
+    t = ws
+    _choose(t, "linreg", epochs=100_000, lr=0.01)
+    t.start()
+    run = t.runs[-1]
+    qtbot.waitUntil(lambda: len(run.record.steps["step"]) >= 3, timeout=30_000)
+    t0 = run.t0
+    t.toggle_pause()
+    qtbot.wait(300)
+    t.stop()
+    _finish(t, qtbot, 30_000)
+    assert run.status == "stopped"
+    # the run's Time leaves out the pause it ended in (300 ms, less a Qt timer's early fire)
+    assert run.t0 - t0 >= 0.2
+
+
 def test_lenet_pause_resume_stop_digits_and_confusion(ws, qtbot):
     t = ws
     _choose(t, "lenet", dataset="synthetic", epochs=50, limit=400)
